@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building and testing shimless needs on a Debian machine, as
+# root: only Debian packages (the Go toolchain must already be there; Go
+# modules come from the module proxy during the build).
+set -euo pipefail
+
+need=()
+for pkg in runc containernetworking-plugins busybox-static iproute2 iptables; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if ((${#need[@]})); then
+	echo "installing Debian packages: ${need[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+go_version=$(go env GOVERSION 2>/dev/null || true)
+if [[ -z "$go_version" ]]; then
+	echo "go is not installed: install Go >= 1.26.6 (containerd v2.4.2 needs it)" >&2
+	exit 1
+fi

@@ -1,0 +1,96 @@
+package harness
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"text/template"
+)
+
+// Config is what the generated containerd config needs.
+type Config struct {
+	Dir, Root, State, Address string
+	RunscPath                 string
+	// ShimlessConfig is extra TOML for the shimless plugin table.
+	ShimlessConfig string
+	Bridge, Subnet string
+}
+
+const configTemplate = `version = 3
+root = "{{.Root}}"
+state = "{{.State}}"
+
+[grpc]
+  address = "{{.Address}}"
+
+[debug]
+  level = "debug"
+
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "shimless.test/pause:latest"
+
+[plugins.'io.containerd.cri.v1.runtime']
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  [plugins.'io.containerd.cri.v1.runtime'.containerd]
+    default_runtime_name = "runc"
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc]
+      runtime_type = "io.containerd.runsc.v1"
+      sandboxer = "runsc"
+      disable_pause_image_pull = true
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "{{.Dir}}/net.d"
+    max_conf_num = 1
+
+[plugins.'io.containerd.grpc.v1.cri']
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+
+[plugins.'io.containerd.shimless.v1.runsc']
+  runsc_path = "{{.RunscPath}}"
+{{.ShimlessConfig}}
+`
+
+// The pods' network: a bridge with host-local addresses, no masquerade and
+// no route out, so traffic stays between the host and the pods.
+const cniTemplate = `{
+  "cniVersion": "1.0.0",
+  "name": "{{.Bridge}}",
+  "plugins": [{
+    "type": "bridge",
+    "bridge": "{{.Bridge}}",
+    "isGateway": true,
+    "ipMasq": false,
+    "ipam": {
+      "type": "host-local",
+      "dataDir": "{{.Dir}}/ipam",
+      "ranges": [[{"subnet": "{{.Subnet}}"}]]
+    }
+  }]
+}
+`
+
+// WriteConfig writes Dir/config.toml and the CNI config under Dir/net.d.
+func WriteConfig(c Config) error {
+	for _, f := range []struct{ path, tmpl string }{
+		{filepath.Join(c.Dir, "config.toml"), configTemplate},
+		{filepath.Join(c.Dir, "net.d", "10-shimless.conflist"), cniTemplate},
+	} {
+		var buf bytes.Buffer
+		if err := template.Must(template.New("").Parse(f.tmpl)).Execute(&buf, c); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(f.path, buf.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

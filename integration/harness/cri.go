@@ -1,0 +1,105 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Busybox is the offline busybox image (see integration/testimage).
+const Busybox = "shimless.test/busybox:latest"
+
+// PodConfig returns a minimal pod config named name, logging under LogDir.
+func (d *Daemon) PodConfig(name string) *runtimeapi.PodSandboxConfig {
+	return &runtimeapi.PodSandboxConfig{
+		Metadata: &runtimeapi.PodSandboxMetadata{
+			Name:      name,
+			Uid:       fmt.Sprintf("uid-%s-%d", name, time.Now().UnixNano()),
+			Namespace: "shimless-test",
+		},
+		Hostname:     name,
+		LogDirectory: filepath.Join(d.LogDir, name),
+		Labels:       map[string]string{"test": "shimless"},
+		Linux:        &runtimeapi.LinuxPodSandboxConfig{},
+	}
+}
+
+// RunPod runs a pod with the given runtime handler and tracks its id.
+func (d *Daemon) RunPod(cfg *runtimeapi.PodSandboxConfig, handler string) string {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
+	if err != nil {
+		d.t.Fatalf("RunPodSandbox(%s, handler %q): %v", cfg.Metadata.Name, handler, err)
+	}
+	d.Track(resp.PodSandboxId)
+	return resp.PodSandboxId
+}
+
+// ContainerConfig returns a busybox container running args.
+func ContainerConfig(name string, args ...string) *runtimeapi.ContainerConfig {
+	return &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: name},
+		Image:    &runtimeapi.ImageSpec{Image: Busybox},
+		Command:  args,
+		LogPath:  name + ".log",
+		Linux:    &runtimeapi.LinuxContainerConfig{},
+	}
+}
+
+// StartContainer creates and starts a container in a pod; it is tracked.
+func (d *Daemon) StartContainer(podID string, pod *runtimeapi.PodSandboxConfig, cfg *runtimeapi.ContainerConfig) string {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cfg, SandboxConfig: pod})
+	if err != nil {
+		d.t.Fatalf("CreateContainer(%s): %v", cfg.Metadata.Name, err)
+	}
+	d.Track(resp.ContainerId)
+	if _, err := d.Runtime.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+		d.t.Fatalf("StartContainer(%s): %v", cfg.Metadata.Name, err)
+	}
+	return resp.ContainerId
+}
+
+// WaitExited waits until the container has exited and returns its status.
+func (d *Daemon) WaitExited(id string, timeout time.Duration) *runtimeapi.ContainerStatus {
+	d.t.Helper()
+	var st *runtimeapi.ContainerStatus
+	d.Eventually(timeout, func() error {
+		resp, err := d.Runtime.ContainerStatus(context.Background(), &runtimeapi.ContainerStatusRequest{ContainerId: id})
+		if err != nil {
+			return err
+		}
+		st = resp.Status
+		if st.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			return fmt.Errorf("container %s is %s", id, st.State)
+		}
+		return nil
+	})
+	return st
+}
+
+// ContainerLog reads a container's CRI log file and returns the message
+// part of each line ("<time> <stream> <tag> <msg>").
+func (d *Daemon) ContainerLog(pod *runtimeapi.PodSandboxConfig, cfg *runtimeapi.ContainerConfig) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(pod.LogDirectory, cfg.LogPath))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		parts := strings.SplitN(line, " ", 4)
+		if len(parts) == 4 {
+			out = append(out, parts[1]+" "+parts[3])
+		}
+	}
+	return out, nil
+}

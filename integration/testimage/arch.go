@@ -1,0 +1,5 @@
+package testimage
+
+import "runtime"
+
+var goarch = runtime.GOARCH

@@ -1,0 +1,105 @@
+package plugins
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/containerd/containerd/v2/core/events"
+	"github.com/containerd/containerd/v2/plugins"
+	"github.com/containerd/log"
+	"github.com/containerd/plugin"
+	"github.com/containerd/plugin/registry"
+
+	"github.com/shimless/shimless/runtime"
+	"github.com/shimless/shimless/sandbox"
+	"github.com/shimless/shimless/sandbox/runsc"
+)
+
+func init() {
+	registry.Register(&plugin.Registration{
+		Type:     CorePlugin,
+		ID:       ID,
+		Requires: []plugin.Type{plugins.EventPlugin},
+		Config:   DefaultConfig(),
+		InitFn:   initCore,
+	})
+	registry.Register(&plugin.Registration{
+		Type:     plugins.SandboxControllerPlugin,
+		ID:       ID,
+		Requires: []plugin.Type{CorePlugin},
+		InitFn: func(ic *plugin.InitContext) (any, error) {
+			return core(ic)
+		},
+	})
+	registry.Register(&plugin.Registration{
+		Type:     plugins.RuntimePluginV2,
+		ID:       ID,
+		Requires: []plugin.Type{CorePlugin},
+		InitFn: func(ic *plugin.InitContext) (any, error) {
+			c, err := core(ic)
+			if err != nil {
+				return nil, err
+			}
+			return runtime.New(c), nil
+		},
+	})
+}
+
+// initCore validates the config and probes runsc. An unusable runsc or a bad
+// config skips the runsc plugins (with the reason in the log and in `ctr
+// plugins ls`) instead of failing: a plain error from a sandbox controller
+// would take CRI down, and runc pods must keep working.
+func initCore(ic *plugin.InitContext) (any, error) {
+	cfg := ic.Config.(*Config)
+	l := log.G(ic.Context).WithField("plugin", string(CorePlugin)+"."+ID)
+	if err := cfg.Validate(); err != nil {
+		l.WithError(err).Error("invalid runsc plugin config; runsc handlers are disabled")
+		return nil, fmt.Errorf("invalid config [plugins.'%s.%s']: %v: %w", CorePlugin, ID, err, plugin.ErrSkipPlugin)
+	}
+	stopTimeout, _ := cfg.StopTimeoutDuration()
+	path, err := runsc.Resolve(cfg.RunscPath)
+	if err != nil {
+		l.WithError(err).Warn("runsc is not usable; runsc handlers are disabled")
+		return nil, fmt.Errorf("%v: %w", err, plugin.ErrSkipPlugin)
+	}
+	state, root := ic.Properties[plugins.PropertyStateDir], ic.Properties[plugins.PropertyRootDir]
+	runscRoot := cfg.RunscRoot
+	if runscRoot == "" {
+		runscRoot = filepath.Join(state, "runsc")
+	}
+	exchange, err := ic.GetByID(plugins.EventPlugin, "exchange")
+	if err != nil {
+		return nil, err
+	}
+	c, err := sandbox.New(ic.Context, sandbox.Options{
+		Runsc: &runsc.Client{
+			Path:        path,
+			Root:        runscRoot,
+			Flags:       cfg.RunscConfig,
+			DebugLogDir: cfg.DebugLogDir,
+		},
+		StateDir:    filepath.Join(state, "sandboxes"),
+		RootDir:     filepath.Join(root, "sandboxes"),
+		StopTimeout: stopTimeout,
+		Publisher:   exchange.(events.Publisher),
+	})
+	if err != nil {
+		l.WithError(err).Warn("runsc is not usable; runsc handlers are disabled")
+		return nil, fmt.Errorf("runsc %s: %v: %w", path, err, plugin.ErrSkipPlugin)
+	}
+	return c, nil
+}
+
+// core returns the shared controller, or a skip error carrying the reason
+// the core was skipped.
+func core(ic *plugin.InitContext) (*sandbox.Controller, error) {
+	p := ic.Plugins().Get(CorePlugin, ID)
+	if p == nil {
+		return nil, fmt.Errorf("%s.%s is not loaded: %w", CorePlugin, ID, plugin.ErrSkipPlugin)
+	}
+	i, err := p.Instance()
+	if err != nil {
+		return nil, fmt.Errorf("%s.%s: %v: %w", CorePlugin, ID, err, plugin.ErrSkipPlugin)
+	}
+	return i.(*sandbox.Controller), nil
+}
