@@ -31,6 +31,9 @@ type Config struct {
 	// RunscPath is the runsc binary. A bare name is looked up next to the
 	// containerd binary first, then in PATH.
 	RunscPath string `toml:"runsc_path"`
+	// PausePath is the shimless-pause binary, the root process of every
+	// sandbox. A bare name is looked up like runsc_path.
+	PausePath string `toml:"pause_path"`
 	// RunscRoot is runsc's --root (its state directory). Empty means
 	// "<plugin state dir>/runsc".
 	RunscRoot string `toml:"runsc_root"`
@@ -50,6 +53,7 @@ type Config struct {
 func DefaultConfig() *Config {
 	return &Config{
 		RunscPath:   "runsc",
+		PausePath:   "shimless-pause",
 		RunscConfig: map[string]string{},
 		StopTimeout: DefaultStopTimeout.String(),
 	}
@@ -70,6 +74,9 @@ var reservedFlags = map[string]string{
 func (c *Config) Validate() error {
 	if c.RunscPath == "" {
 		return fmt.Errorf("runsc_path: must not be empty")
+	}
+	if c.PausePath == "" {
+		return fmt.Errorf("pause_path: must not be empty")
 	}
 	if c.RunscRoot != "" && !filepath.IsAbs(c.RunscRoot) {
 		return fmt.Errorf("runsc_root: must be an absolute path, got %q", c.RunscRoot)

@@ -14,6 +14,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"default", func(*Config) {}, ""},
 		{"empty runsc path", func(c *Config) { c.RunscPath = "" }, "runsc_path"},
+		{"empty pause path", func(c *Config) { c.PausePath = "" }, "pause_path"},
 		{"relative root", func(c *Config) { c.RunscRoot = "run/runsc" }, "runsc_root"},
 		{"absolute root", func(c *Config) { c.RunscRoot = "/run/runsc" }, ""},
 		{"relative debug dir", func(c *Config) { c.DebugLogDir = "logs" }, "debug_log_dir"},

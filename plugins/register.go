@@ -62,6 +62,11 @@ func initCore(ic *plugin.InitContext) (any, error) {
 		l.WithError(err).Warn("runsc is not usable; runsc handlers are disabled")
 		return nil, fmt.Errorf("%v: %w", err, plugin.ErrSkipPlugin)
 	}
+	pause, err := runsc.Resolve(cfg.PausePath)
+	if err != nil {
+		l.WithError(err).Warn("pause binary is not usable; runsc handlers are disabled")
+		return nil, fmt.Errorf("pause_path: %v: %w", err, plugin.ErrSkipPlugin)
+	}
 	state, root := ic.Properties[plugins.PropertyStateDir], ic.Properties[plugins.PropertyRootDir]
 	runscRoot := cfg.RunscRoot
 	if runscRoot == "" {
@@ -78,8 +83,11 @@ func initCore(ic *plugin.InitContext) (any, error) {
 			Flags:       cfg.RunscConfig,
 			DebugLogDir: cfg.DebugLogDir,
 		},
-		StateDir:    filepath.Join(state, "sandboxes"),
-		RootDir:     filepath.Join(root, "sandboxes"),
+		PausePath: pause,
+		StateDir:  filepath.Join(state, "sandboxes"),
+		RootDir:   filepath.Join(root, "sandboxes"),
+		// CRI's root dir, as CRI derives it (plugins/cri/runtime).
+		CRIRootDir:  filepath.Join(filepath.Dir(root), "io.containerd.grpc.v1.cri"),
 		StopTimeout: stopTimeout,
 		Publisher:   exchange.(events.Publisher),
 	})

@@ -6,11 +6,17 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/events"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 
 	"github.com/shimless/shimless/sandbox/runsc"
@@ -20,9 +26,18 @@ import (
 type Options struct {
 	// Runsc talks to runsc; its Root is where runsc keeps its state.
 	Runsc *runsc.Client
-	// StateDir holds transient files (bundles, sockets); RootDir holds
-	// records that must survive a reboot of containerd.
+	// PausePath is the shimless-pause binary copied into the sandboxes'
+	// shared read-only rootfs.
+	PausePath string
+	// StateDir holds transient files (bundles, the pause rootfs); RootDir
+	// holds sandbox records.
 	StateDir, RootDir string
+	// CRIRootDir is CRI's root (<containerd root>/io.containerd.grpc.v1.cri),
+	// where CreateContainer looks for each pod's hostname/hosts/resolv.conf.
+	CRIRootDir string
+	// HostsFile and ResolvConf are the host's files pods start from
+	// (default /etc/hosts and /etc/resolv.conf).
+	HostsFile, ResolvConf string
 	// StopTimeout bounds a graceful stop before the process tree is killed.
 	StopTimeout time.Duration
 	// Publisher is containerd's event exchange.
@@ -32,26 +47,138 @@ type Options struct {
 // Controller implements containerd's sandbox.Controller on runsc.
 type Controller struct {
 	opts         Options
+	runsc        *runsc.Client
 	runscVersion string
+	rootfs       string // shared read-only rootfs with the pause binary
+
+	mu        sync.Mutex // guards sandboxes; never held across runsc calls
+	sandboxes map[string]*Sandbox
+
+	// ctx lives as long as the controller: exit monitors run under it.
+	ctx context.Context
 }
 
-// New checks that runsc is usable and prepares the controller's
-// directories.
+// New checks that runsc is usable, prepares the controller's directories
+// and rebuilds every sandbox from its record and runsc's state.
 func New(ctx context.Context, opts Options) (*Controller, error) {
 	version, err := opts.Runsc.Version(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if opts.HostsFile == "" {
+		opts.HostsFile = "/etc/hosts"
+	}
+	if opts.ResolvConf == "" {
+		opts.ResolvConf = "/etc/resolv.conf"
 	}
 	for _, d := range []string{opts.StateDir, opts.RootDir, opts.Runsc.Root} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
-	log.G(ctx).WithFields(log.Fields{"runsc": opts.Runsc.Path, "version": version, "root": opts.Runsc.Root}).Info("runsc sandbox controller ready")
-	return &Controller{opts: opts, runscVersion: version}, nil
+	c := &Controller{
+		opts:         opts,
+		runsc:        opts.Runsc,
+		runscVersion: version,
+		rootfs:       filepath.Join(opts.StateDir, "rootfs"),
+		sandboxes:    map[string]*Sandbox{},
+		ctx:          log.WithLogger(context.WithoutCancel(ctx), log.G(ctx)),
+	}
+	if err := c.preparePauseRootfs(); err != nil {
+		return nil, err
+	}
+	if err := c.recover(ctx); err != nil {
+		return nil, err
+	}
+	log.G(ctx).WithFields(log.Fields{"runsc": opts.Runsc.Path, "version": version, "root": opts.Runsc.Root, "sandboxes": len(c.sandboxes)}).Info("runsc sandbox controller ready")
+	return c, nil
 }
+
+// preparePauseRootfs builds the minimal rootfs every sandbox's root
+// container runs from: just the static pause binary, mounted read-only.
+func (c *Controller) preparePauseRootfs() error {
+	data, err := os.ReadFile(c.opts.PausePath)
+	if err != nil {
+		return fmt.Errorf("pause binary: %w", err)
+	}
+	if err := os.MkdirAll(c.rootfs, 0o755); err != nil {
+		return err
+	}
+	dst := filepath.Join(c.rootfs, PauseBinary)
+	if old, err := os.ReadFile(dst); err == nil && string(old) == string(data) {
+		return nil
+	}
+	tmp := dst + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o755); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+// RunscVersion is the version runsc reported at init.
+func (c *Controller) RunscVersion() string { return c.runscVersion }
+
+// Runsc is the runsc client sandboxes run with.
+func (c *Controller) Runsc() *runsc.Client { return c.runsc }
 
 // OwnsSandbox reports whether id is one of this controller's sandboxes.
 func (c *Controller) OwnsSandbox(id string) bool {
-	return false
+	_, err := c.get(id)
+	return err == nil
+}
+
+func (c *Controller) get(id string) (*Sandbox, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.sandboxes[id]
+	if !ok {
+		return nil, fmt.Errorf("runsc sandbox %s: %w", id, errdefs.ErrNotFound)
+	}
+	return s, nil
+}
+
+func (c *Controller) recordPath(id string) string {
+	return filepath.Join(c.opts.RootDir, id+".json")
+}
+
+func (c *Controller) bundleDir(id string) string {
+	return filepath.Join(c.opts.StateDir, id)
+}
+
+func (c *Controller) logger(ctx context.Context, id string) *log.Entry {
+	return log.G(ctx).WithField("sandbox", id)
+}
+
+func namespaceOf(ctx context.Context) string {
+	if ns, ok := namespaces.Namespace(ctx); ok {
+		return ns
+	}
+	return "default"
+}
+
+// cleanupFiles removes everything of a sandbox on the host that the
+// controller owns: bundle, CRI files, cgroups, record.
+func (c *Controller) cleanupFiles(ctx context.Context, rec record) error {
+	removeCgroups(ctx, rec.ID, rec.CgroupsPath)
+	var errs []error
+	for _, p := range []string{c.bundleDir(rec.ID), c.criSandboxDir(rec.ID), c.recordPath(rec.ID)} {
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// debugHint says where to look when runsc failed.
+func (c *Controller) debugHint(id string) string {
+	out := filepath.Join(c.bundleDir(id), "runsc.out")
+	return fmt.Sprintf("runsc output in %s; %s", out, c.runsc.DebugLogHint())
+}
+
+func trimOutput(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 2048 {
+		s = "..." + s[len(s)-2048:]
+	}
+	return s
 }

@@ -1,0 +1,510 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/v2/core/sandbox"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	"github.com/containerd/typeurl/v2"
+	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/shimless/shimless/sandbox/runsc"
+)
+
+var _ sandbox.Controller = (*Controller)(nil)
+
+// Create prepares a sandbox: its spec, bundle, CRI files and record. No
+// runsc process runs until Start.
+func (c *Controller) Create(ctx context.Context, info sandbox.Sandbox, opts ...sandbox.CreateOpt) (retErr error) {
+	id := info.ID
+	l := c.logger(ctx, id)
+	var co sandbox.CreateOptions
+	for _, o := range opts {
+		if err := o(&co); err != nil {
+			return fmt.Errorf("sandbox %s: %w", id, err)
+		}
+	}
+	cfg := &runtimeapi.PodSandboxConfig{}
+	if co.Options != nil {
+		if err := typeurl.UnmarshalTo(co.Options, cfg); err != nil {
+			return fmt.Errorf("sandbox %s: options are not a CRI PodSandboxConfig (%s): %w", id, co.Options.GetTypeUrl(), errdefs.ErrInvalidArgument)
+		}
+	}
+	hostname := cfg.GetHostname()
+	if hostname == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("sandbox %s: hostname: %w", id, err)
+		}
+		hostname = h
+	}
+	ns := namespaceOf(ctx)
+	res, err := buildSpec(specInput{ID: id, Namespace: ns, Config: cfg, NetNSPath: co.NetNSPath, Rootfs: c.rootfs, Hostname: hostname})
+	if err != nil {
+		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInvalidArgument)
+	}
+	cfgBytes, err := proto.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	rec := record{
+		ID: id, Namespace: ns, State: StateCreated, Labels: info.Labels, Config: cfgBytes,
+		NetNSPath: co.NetNSPath, HostNetwork: res.HostNetwork, CgroupsPath: res.CgroupsPath, Flags: res.Flags,
+		CreatedAt: time.Now(),
+	}
+	s := newSandbox(rec, c.recordPath(id), c.bundleDir(id))
+
+	c.mu.Lock()
+	if _, ok := c.sandboxes[id]; ok {
+		c.mu.Unlock()
+		return fmt.Errorf("runsc sandbox %s: %w", id, errdefs.ErrAlreadyExists)
+	}
+	c.sandboxes[id] = s
+	c.mu.Unlock()
+	defer func() {
+		if retErr != nil {
+			c.forget(id)
+			if err := c.cleanupFiles(context.WithoutCancel(ctx), rec); err != nil {
+				l.WithError(err).Warn("cleanup after failed create")
+			}
+		}
+	}()
+
+	if err := os.MkdirAll(s.bundle, 0o711); err != nil {
+		return fmt.Errorf("sandbox %s: bundle: %w", id, err)
+	}
+	specJSON, err := json.Marshal(res.Spec)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(s.bundle, "config.json"), specJSON, 0o600); err != nil {
+		return fmt.Errorf("sandbox %s: write spec: %w", id, err)
+	}
+	if err := c.writeCRIFiles(id, hostname, cfg); err != nil {
+		return fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	if err := writeRecord(s.recordPath, rec); err != nil {
+		return fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	l.WithFields(map[string]any{"hostNetwork": res.HostNetwork, "cgroup": res.CgroupsPath}).Info("sandbox created")
+	return nil
+}
+
+// forget drops a sandbox from the set. When the last one is gone, runsc's
+// shared null network namespace bind mount under its root is released too
+// (runsc keeps it mounted across deletes; the next create makes it again).
+// Creates add to the set under the same lock, so none is using it then.
+func (c *Controller) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.sandboxes, id)
+	if len(c.sandboxes) == 0 {
+		c.runsc.ReleaseSharedMounts()
+	}
+}
+
+// Start boots the runsc sandbox. On failure everything is cleaned up here:
+// CRI does not call Shutdown after a failed Start.
+func (c *Controller) Start(ctx context.Context, id string) (_ sandbox.ControllerInstance, retErr error) {
+	s, err := c.get(id)
+	if err != nil {
+		return sandbox.ControllerInstance{}, err
+	}
+	s.op.Lock()
+	defer s.op.Unlock()
+	l := c.logger(ctx, id)
+	rec := s.snapshot()
+	if rec.State != StateCreated {
+		return sandbox.ControllerInstance{}, fmt.Errorf("sandbox %s is %s: %w", id, rec.State, errdefs.ErrFailedPrecondition)
+	}
+	begin := time.Now()
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		cctx := context.WithoutCancel(ctx)
+		c.killTree(cctx, rec, s.bundle)
+		if err := c.runsc.Delete(cctx, id); err != nil {
+			l.WithError(err).Warn("runsc delete after failed start")
+		}
+		c.forget(id)
+		if err := c.cleanupFiles(cctx, rec); err != nil {
+			l.WithError(err).Warn("cleanup after failed start")
+		}
+	}()
+
+	if err := c.runsc.Create(ctx, id, s.bundle, runsc.CreateOptions{Flags: rec.Flags, OutputPath: filepath.Join(s.bundle, "runsc.out")}); err != nil {
+		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w", id, err)
+	}
+	if err := c.runsc.Start(ctx, id); err != nil {
+		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w; %s", id, err, c.debugHint(id))
+	}
+	st, err := c.runsc.State(ctx, id)
+	if err != nil {
+		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w", id, err)
+	}
+	if st.Status != "running" || st.Pid <= 0 {
+		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: runsc reports it %q (pid %d) right after start; %s", id, st.Status, st.Pid, c.debugHint(id))
+	}
+	if err := s.transition(StateRunning, func(r *record) { r.Pid = uint32(st.Pid) }); err != nil {
+		return sandbox.ControllerInstance{}, err
+	}
+	rec = s.snapshot()
+	c.startMonitor(s, rec)
+	spec, err := readSpecAny(s.bundle)
+	if err != nil {
+		l.WithError(err).Warn("cannot read sandbox spec back")
+	}
+	l.WithFields(map[string]any{"pid": rec.Pid, "took": time.Since(begin)}).Info("sandbox started")
+	return sandbox.ControllerInstance{
+		SandboxID: id,
+		Pid:       rec.Pid,
+		CreatedAt: rec.CreatedAt,
+		Labels:    rec.Labels,
+		Spec:      spec,
+	}, nil
+}
+
+// readSpecAny returns the bundle's OCI spec as CRI and NRI expect it.
+func readSpecAny(bundle string) (typeurl.Any, error) {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return nil, err
+	}
+	return typeurl.MarshalAny(&spec)
+}
+
+// startMonitor watches the running sandbox for its exit, in this process:
+// runsc's Wait RPC for the root container, and a pidfd on the sandbox
+// process for a sandbox that dies without answering.
+func (c *Controller) startMonitor(s *Sandbox, rec record) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	s.mu.Lock()
+	s.stopMonitor = cancel
+	s.mu.Unlock()
+	go c.monitor(ctx, s, rec)
+}
+
+func (c *Controller) monitor(ctx context.Context, s *Sandbox, rec record) {
+	l := c.logger(ctx, rec.ID)
+	pidfd, err := unix.PidfdOpen(int(rec.Pid), 0)
+	if err != nil {
+		// The sandbox process is already gone.
+		c.markExited(ctx, s, ExitUnknown)
+		return
+	}
+	defer unix.Close(pidfd)
+	for {
+		ws, err := c.runsc.WaitContainer(ctx, rec.ID, rec.ID)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			// The root container exited; the sandbox process follows.
+			waitPidfd(ctx, pidfd, 5*time.Second)
+			c.markExited(ctx, s, runsc.ExitCode(ws))
+			return
+		}
+		if waitPidfd(ctx, pidfd, time.Second) {
+			c.markExited(ctx, s, ExitUnknown)
+			return
+		}
+		l.WithError(err).Debug("sandbox alive but its wait call failed; retrying")
+	}
+}
+
+// waitPidfd waits up to d for the process behind pidfd to exit.
+func waitPidfd(ctx context.Context, pidfd int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 100)
+		if err == nil && n > 0 {
+			return true
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// markExited records the sandbox's exit, once.
+func (c *Controller) markExited(ctx context.Context, s *Sandbox, status uint32) {
+	s.mu.Lock()
+	if s.forced {
+		status = exitForced
+	}
+	s.mu.Unlock()
+	now := time.Now()
+	err := s.transition(StateStopped, func(r *record) { r.ExitStatus, r.ExitedAt = status, now })
+	if err != nil {
+		return // already stopped
+	}
+	c.logger(ctx, s.rec.ID).WithField("exitStatus", status).Info("sandbox exited")
+}
+
+// Platform is the host's: runsc runs Linux binaries of the host's arch.
+func (c *Controller) Platform(ctx context.Context, id string) (imagespec.Platform, error) {
+	if _, err := c.get(id); err != nil {
+		return imagespec.Platform{}, err
+	}
+	return platforms.DefaultSpec(), nil
+}
+
+// Stop kills the sandbox and returns once it has exited. A sandbox that
+// does not exit within the stop timeout has its whole process tree killed.
+func (c *Controller) Stop(ctx context.Context, id string, opts ...sandbox.StopOpt) error {
+	s, err := c.get(id)
+	if err != nil {
+		return err
+	}
+	s.op.Lock()
+	defer s.op.Unlock()
+	return c.stopLocked(ctx, s, opts...)
+}
+
+func (c *Controller) stopLocked(ctx context.Context, s *Sandbox, opts ...sandbox.StopOpt) error {
+	rec := s.snapshot()
+	l := c.logger(ctx, rec.ID)
+	var so sandbox.StopOptions
+	for _, o := range opts {
+		o(&so)
+	}
+	timeout := c.opts.StopTimeout
+	if so.Timeout != nil && *so.Timeout > 0 && *so.Timeout < timeout {
+		timeout = *so.Timeout
+	}
+	begin := time.Now()
+	if rec.State == StateRunning {
+		if err := c.runsc.Kill(ctx, rec.ID, unix.SIGKILL, true); err != nil && !errors.Is(err, runsc.ErrNotExist) {
+			l.WithError(err).Warn("runsc kill failed; will tear down by force")
+		}
+		select {
+		case <-s.exited:
+		case <-time.After(timeout):
+			l.WithField("timeout", timeout).Warn("sandbox did not exit in time; killing its process tree")
+			s.mu.Lock()
+			s.forced = true
+			s.mu.Unlock()
+			c.killTree(ctx, rec, s.bundle)
+			select {
+			case <-s.exited:
+			case <-time.After(10 * time.Second):
+				return fmt.Errorf("sandbox %s did not exit after its process tree was killed: %w", rec.ID, errdefs.ErrUnavailable)
+			}
+		}
+	}
+	if rec.State != StateCreated {
+		if err := c.releaseRunsc(ctx, s); err != nil {
+			return err
+		}
+	}
+	l.WithField("took", time.Since(begin)).Info("sandbox stopped")
+	return nil
+}
+
+// releaseRunsc deletes runsc's state of an exited sandbox and whatever its
+// processes left behind.
+func (c *Controller) releaseRunsc(ctx context.Context, s *Sandbox) error {
+	rec := s.snapshot()
+	if err := c.runsc.Delete(ctx, rec.ID); err != nil {
+		c.logger(ctx, rec.ID).WithError(err).Warn("runsc delete failed; killing leftovers")
+	}
+	if pids := c.processTree(rec, s.bundle); len(pids) > 0 {
+		c.killTree(ctx, rec, s.bundle)
+		_ = c.runsc.Delete(ctx, rec.ID)
+	}
+	removeCgroups(ctx, rec.ID, rec.CgroupsPath)
+	return nil
+}
+
+// Wait blocks until the sandbox has exited.
+func (c *Controller) Wait(ctx context.Context, id string) (sandbox.ExitStatus, error) {
+	s, err := c.get(id)
+	if err != nil {
+		return sandbox.ExitStatus{}, err
+	}
+	select {
+	case <-s.exited:
+		rec := s.snapshot()
+		return sandbox.ExitStatus{ExitStatus: rec.ExitStatus, ExitedAt: rec.ExitedAt}, nil
+	case <-ctx.Done():
+		return sandbox.ExitStatus{}, ctx.Err()
+	}
+}
+
+// Status reports the sandbox's own state: READY only while its runsc
+// sandbox runs.
+func (c *Controller) Status(ctx context.Context, id string, verbose bool) (sandbox.ControllerStatus, error) {
+	s, err := c.get(id)
+	if err != nil {
+		return sandbox.ControllerStatus{}, err
+	}
+	rec := s.snapshot()
+	st := sandbox.ControllerStatus{
+		SandboxID: id,
+		Pid:       rec.Pid,
+		State:     "SANDBOX_NOTREADY",
+		CreatedAt: rec.CreatedAt,
+		ExitedAt:  rec.ExitedAt,
+	}
+	if rec.State == StateRunning {
+		st.State = "SANDBOX_READY"
+	}
+	if verbose {
+		platform := rec.Flags["platform"]
+		if p, ok := c.runsc.Flags["platform"]; ok && platform == "" {
+			platform = p
+		}
+		if platform == "" {
+			platform = "default (systrap)"
+		}
+		flags, _ := json.Marshal(mergeFlags(c.runsc.Flags, rec.Flags))
+		st.Info = map[string]string{
+			"runtime":        "runsc",
+			"runscVersion":   c.runscVersion,
+			"runscRoot":      c.runsc.Root,
+			"platform":       platform,
+			"state":          string(rec.State),
+			"hostNetwork":    fmt.Sprint(rec.HostNetwork),
+			"cgroupsPath":    rec.CgroupsPath,
+			"netnsPath":      rec.NetNSPath,
+			"bundle":         s.bundle,
+			"runscFlags":     string(flags),
+			"containerCount": "1",
+		}
+		if rec.State == StateStopped {
+			st.Info["exitStatus"] = fmt.Sprint(rec.ExitStatus)
+		}
+		st.Info["info"] = c.criInfo(s, rec)
+	}
+	return st, nil
+}
+
+// criInfo renders the "info" entry CRI's verbose PodSandboxStatus decodes
+// (the fields of its podsandbox SandboxInfo that apply here).
+func (c *Controller) criInfo(s *Sandbox, rec record) string {
+	cfg, _ := rec.podConfig()
+	var spec *specs.Spec
+	if data, err := os.ReadFile(filepath.Join(s.bundle, "config.json")); err == nil {
+		spec = &specs.Spec{}
+		if json.Unmarshal(data, spec) != nil {
+			spec = nil
+		}
+	}
+	status := string(rec.State)
+	info := struct {
+		Pid         uint32                       `json:"pid"`
+		Status      string                       `json:"processStatus"`
+		RuntimeType string                       `json:"runtimeType"`
+		Config      *runtimeapi.PodSandboxConfig `json:"config"`
+		RuntimeSpec *specs.Spec                  `json:"runtimeSpec"`
+	}{rec.Pid, status, "io.containerd.runsc.v1", cfg, spec}
+	b, _ := json.Marshal(info)
+	return string(b)
+}
+
+func mergeFlags(a, b map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+// Shutdown stops the sandbox if needed and removes everything of it.
+// Unknown sandboxes are NotFound (CRI tolerates that).
+func (c *Controller) Shutdown(ctx context.Context, id string) error {
+	s, err := c.get(id)
+	if err != nil {
+		return err
+	}
+	s.op.Lock()
+	defer s.op.Unlock()
+	if err := c.stopLocked(ctx, s); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.stopMonitor != nil {
+		s.stopMonitor()
+	}
+	s.mu.Unlock()
+	rec := s.snapshot()
+	if err := s.transition(StateDeleted, nil); err != nil && rec.State != StateDeleted {
+		return err
+	}
+	c.forget(id)
+	if err := c.cleanupFiles(ctx, rec); err != nil {
+		return fmt.Errorf("shutdown sandbox %s: %w", id, err)
+	}
+	c.logger(ctx, id).Info("sandbox shut down")
+	return nil
+}
+
+// Metrics returns the sandbox cgroup's metrics in the cgroups v1/v2 type
+// CRI decodes for PodSandboxStats.
+func (c *Controller) Metrics(ctx context.Context, id string) (*types.Metric, error) {
+	s, err := c.get(id)
+	if err != nil {
+		return nil, err
+	}
+	rec := s.snapshot()
+	if rec.State != StateRunning {
+		return nil, fmt.Errorf("sandbox %s is %s: %w", id, rec.State, errdefs.ErrFailedPrecondition)
+	}
+	data, err := cgroupMetrics(rec.CgroupsPath)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s metrics: %w", id, err)
+	}
+	anyData, err := typeurl.MarshalAnyToProto(data)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s metrics: %w", id, err)
+	}
+	return &types.Metric{Timestamp: timestamppb.Now(), ID: id, Data: anyData}, nil
+}
+
+// Update accepts changes of the sandbox record's metadata (labels,
+// extensions). Resource changes of a running runsc sandbox are not
+// supported: runsc sizes the sandbox at create.
+func (c *Controller) Update(ctx context.Context, id string, info sandbox.Sandbox, fields ...string) error {
+	s, err := c.get(id)
+	if err != nil {
+		return err
+	}
+	for _, f := range fields {
+		switch {
+		case f == "labels" || len(f) > 7 && f[:7] == "labels.":
+			s.mu.Lock()
+			s.rec.Labels = info.Labels
+			rec := s.rec
+			s.mu.Unlock()
+			if err := writeRecord(s.recordPath, rec); err != nil {
+				return err
+			}
+		case f == "extensions" || len(f) > 11 && f[:11] == "extensions.":
+		default:
+			return fmt.Errorf("sandbox %s: updating %q of a runsc sandbox: %w", id, f, errdefs.ErrNotImplemented)
+		}
+	}
+	return nil
+}

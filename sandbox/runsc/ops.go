@@ -1,0 +1,232 @@
+package runsc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	runc "github.com/containerd/go-runc"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/control/client"
+	"gvisor.dev/gvisor/pkg/shim/v1/runsccmd"
+)
+
+// Deadlines of runsc invocations. Create/start boot a sandbox; everything
+// else is a quick RPC to a running one, so a hung sandbox cannot block the
+// caller for long.
+const (
+	CreateTimeout = 60 * time.Second
+	CallTimeout   = 10 * time.Second
+)
+
+// ErrNotExist is returned when runsc has no such container.
+var ErrNotExist = errors.New("runsc: container does not exist")
+
+// Container is runsc's view of one container.
+type Container = runc.Container
+
+// with returns a runsccmd driver with extra global flags for one call.
+func (c *Client) with(extra map[string]string) *runsccmd.Runsc {
+	r := c.cmd()
+	if len(extra) > 0 {
+		flags := maps.Clone(c.Flags)
+		if flags == nil {
+			flags = map[string]string{}
+		}
+		maps.Copy(flags, extra)
+		r.Config = flags
+	}
+	return r
+}
+
+// DebugLogHint names where runsc's debug logs are, for error messages.
+func (c *Client) DebugLogHint() string {
+	if c.DebugLogDir == "" {
+		return "set debug_log_dir in the runsc plugin config for runsc debug logs"
+	}
+	return "runsc debug logs are in " + c.DebugLogDir
+}
+
+var _ runc.IO = fileIO{}
+
+// fileIO hands runsc create a file for the container's stdout and stderr
+// (stdin is /dev/null). The sandbox and gofer processes inherit these fds
+// and outlive `runsc create`, so they must never be pipes that somebody
+// waits to see closed.
+type fileIO struct{ f *os.File }
+
+func (o fileIO) Close() error          { return nil }
+func (o fileIO) Stdin() io.WriteCloser { return nil }
+func (o fileIO) Stdout() io.ReadCloser { return nil }
+func (o fileIO) Stderr() io.ReadCloser { return nil }
+func (o fileIO) Set(cmd *exec.Cmd)     { cmd.Stdout, cmd.Stderr = o.f, o.f }
+func (o fileIO) String() string        { return o.f.Name() }
+
+// CreateOptions are per-sandbox runsc create settings.
+type CreateOptions struct {
+	// Flags are extra global flags for this sandbox (e.g. network=host,
+	// systemd-cgroup=true).
+	Flags map[string]string
+	// OutputPath receives the container's stdout/stderr and runsc's own
+	// error output.
+	OutputPath string
+}
+
+// Create runs `runsc create` for bundle and returns runsc's error output
+// with the error.
+func (c *Client) Create(ctx context.Context, id, bundle string, opts CreateOptions) error {
+	ctx, cancel := context.WithTimeout(ctx, CreateTimeout)
+	defer cancel()
+	f, err := os.OpenFile(opts.OutputPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	err = c.with(opts.Flags).Create(ctx, id, bundle, &runsccmd.CreateOpts{IO: fileIO{f}})
+	if err != nil {
+		out, _ := os.ReadFile(opts.OutputPath)
+		return fmt.Errorf("runsc create: %w: %s (%s)", err, strings.TrimSpace(string(out)), c.DebugLogHint())
+	}
+	return nil
+}
+
+// Start runs `runsc start`.
+func (c *Client) Start(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, CreateTimeout)
+	defer cancel()
+	if err := c.cmd().Start(ctx, id, nil); err != nil {
+		return fmt.Errorf("runsc start: %w (%s)", err, c.DebugLogHint())
+	}
+	return nil
+}
+
+// State returns runsc's state of id, or ErrNotExist.
+func (c *Client) State(ctx context.Context, id string) (*Container, error) {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	st, err := c.cmd().State(ctx, id)
+	if err != nil {
+		if isNotExist(err) {
+			return nil, fmt.Errorf("%s: %w", id, ErrNotExist)
+		}
+		return nil, fmt.Errorf("runsc state %s: %w", id, err)
+	}
+	return st, nil
+}
+
+// List returns every container under the runsc root.
+func (c *Client) List(ctx context.Context) ([]*Container, error) {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	l, err := c.cmd().List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("runsc list: %w", err)
+	}
+	return l, nil
+}
+
+// Kill sends sig to the container's init (or, with all, to every process).
+func (c *Client) Kill(ctx context.Context, id string, sig unix.Signal, all bool) error {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	if err := c.cmd().Kill(ctx, id, int(sig), &runsccmd.KillOpts{All: all}); err != nil {
+		if isNotExist(err) {
+			return fmt.Errorf("%s: %w", id, ErrNotExist)
+		}
+		return fmt.Errorf("runsc kill %s %d: %w", id, sig, err)
+	}
+	return nil
+}
+
+// Delete runs `runsc delete --force`; a container runsc does not know is
+// not an error.
+func (c *Client) Delete(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	if err := c.cmd().Delete(ctx, id, &runsccmd.DeleteOpts{Force: true}); err != nil && !isNotExist(err) {
+		return fmt.Errorf("runsc delete %s: %w", id, err)
+	}
+	return nil
+}
+
+func isNotExist(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "does not exist") || strings.Contains(s, "not found") || strings.Contains(s, "no such file or directory")
+}
+
+// ControlSocket is where runsc's sandbox serves its uRPC control API.
+func (c *Client) ControlSocket(sandboxID string) string {
+	return filepath.Join(c.Root, "runsc-"+sandboxID+".sock")
+}
+
+// containerManagerWait is runsc's control RPC that blocks until a
+// container's init process exits (gvisor.dev/gvisor/runsc/boot.ContMgrWait).
+const containerManagerWait = "containerManager.Wait"
+
+// WaitContainer blocks, in this process and without starting one, until
+// container cid of sandbox sandboxID has exited, and returns its wait
+// status. It returns an error when the sandbox cannot be reached or goes
+// away during the call (then the caller decides from the sandbox process
+// whether it exited). Cancelling ctx ends the call.
+func (c *Client) WaitContainer(ctx context.Context, sandboxID, cid string) (unix.WaitStatus, error) {
+	path := c.ControlSocket(sandboxID)
+	// Socket paths longer than sun_path are reached through /proc, as
+	// runsc itself does.
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("control socket of sandbox %s: %w", sandboxID, err)
+	}
+	conn, err := client.ConnectTo(fmt.Sprintf("/proc/self/fd/%d", fd))
+	unix.Close(fd)
+	if err != nil {
+		return 0, fmt.Errorf("connect to sandbox %s: %w", sandboxID, err)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			conn.Close()
+		case <-done:
+		}
+	}()
+	var ws unix.WaitStatus
+	if err := conn.Call(containerManagerWait, &cid, &ws); err != nil {
+		conn.Close()
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, fmt.Errorf("wait for %s in sandbox %s: %w", cid, sandboxID, err)
+	}
+	conn.Close()
+	return ws, nil
+}
+
+// ExitCode converts a wait status to the exit code containerd reports:
+// the code, or 128+signal.
+func ExitCode(ws unix.WaitStatus) uint32 {
+	if ws.Signaled() {
+		return 128 + uint32(ws.Signal())
+	}
+	return uint32(ws.ExitStatus())
+}
+
+// nullNetNS is runsc's shared, bind-mounted empty network namespace for
+// gofers (gvisor.dev/gvisor/runsc/specutils.NullNetNSFilename).
+const nullNetNS = "null-netns"
+
+// ReleaseSharedMounts unmounts runsc's shared null network namespace under
+// the root. Call it only when no sandbox of this root exists. Concurrent
+// creates can stack bind mounts on the path, so unmount until none is left.
+func (c *Client) ReleaseSharedMounts() {
+	p := filepath.Join(c.Root, nullNetNS)
+	for unix.Unmount(p, unix.MNT_DETACH) == nil {
+	}
+}

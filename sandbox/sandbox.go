@@ -1,0 +1,178 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// State is a sandbox's lifecycle state. Legal transitions:
+//
+//	created -> running   (Start)
+//	running -> stopped   (its root container exited, or Stop)
+//	created|stopped -> deleted (Shutdown)
+type State string
+
+const (
+	StateCreated State = "created"
+	StateRunning State = "running"
+	StateStopped State = "stopped"
+	StateDeleted State = "deleted"
+)
+
+// ExitUnknown is reported for a sandbox that died while containerd was not
+// watching it.
+const ExitUnknown = 255
+
+// exitForced is reported for a sandbox that had to be killed by force.
+const exitForced = 128 + 9
+
+// record is a sandbox's persisted state. It is written atomically after
+// every transition; recovery rebuilds the Sandbox from it.
+type record struct {
+	ID          string            `json:"id"`
+	Namespace   string            `json:"namespace"`
+	State       State             `json:"state"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Config      []byte            `json:"config,omitempty"` // protobuf PodSandboxConfig
+	NetNSPath   string            `json:"netnsPath,omitempty"`
+	HostNetwork bool              `json:"hostNetwork,omitempty"`
+	CgroupsPath string            `json:"cgroupsPath,omitempty"`
+	Flags       map[string]string `json:"flags,omitempty"`
+	Pid         uint32            `json:"pid,omitempty"`
+	CreatedAt   time.Time         `json:"createdAt"`
+	ExitedAt    time.Time         `json:"exitedAt,omitzero"`
+	ExitStatus  uint32            `json:"exitStatus"`
+}
+
+// Sandbox is one pod sandbox: a runsc sandbox whose root container runs
+// shimless-pause. It owns its record and its lock; the controller's map
+// lock is never held across runsc calls.
+type Sandbox struct {
+	// op serialises lifecycle operations (Start, Stop, Shutdown) on this
+	// sandbox; it may be held across runsc calls.
+	op sync.Mutex
+
+	mu     sync.Mutex // guards rec, forced
+	rec    record
+	forced bool          // Stop had to kill the process tree
+	exited chan struct{} // closed once the sandbox has exited
+	// stopMonitor ends the exit monitor (on Shutdown or controller close).
+	stopMonitor context.CancelFunc
+
+	recordPath string
+	bundle     string // runsc bundle: config.json and runsc's output
+}
+
+func newSandbox(rec record, recordPath, bundle string) *Sandbox {
+	s := &Sandbox{rec: rec, exited: make(chan struct{}), recordPath: recordPath, bundle: bundle}
+	if rec.State == StateStopped || rec.State == StateDeleted {
+		close(s.exited)
+	}
+	return s
+}
+
+// snapshot returns a copy of the record.
+func (s *Sandbox) snapshot() record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec
+}
+
+// podConfig decodes the CRI pod config kept in the record.
+func (r *record) podConfig() (*runtimeapi.PodSandboxConfig, error) {
+	cfg := &runtimeapi.PodSandboxConfig{}
+	if len(r.Config) == 0 {
+		return cfg, nil
+	}
+	if err := proto.Unmarshal(r.Config, cfg); err != nil {
+		return nil, fmt.Errorf("sandbox %s: decode pod config: %w", r.ID, err)
+	}
+	return cfg, nil
+}
+
+// transition moves the sandbox to next, enforcing the state machine, and
+// persists the record. update may change other fields.
+func (s *Sandbox) transition(next State, update func(*record)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.rec.State
+	legal := map[State][]State{
+		StateCreated: {StateRunning, StateDeleted},
+		StateRunning: {StateStopped},
+		StateStopped: {StateDeleted},
+	}
+	ok := false
+	for _, st := range legal[cur] {
+		ok = ok || st == next
+	}
+	if !ok {
+		return fmt.Errorf("sandbox %s is %s, cannot become %s: %w", s.rec.ID, cur, next, errdefs.ErrFailedPrecondition)
+	}
+	rec := s.rec
+	rec.State = next
+	if update != nil {
+		update(&rec)
+	}
+	if next != StateDeleted {
+		if err := writeRecord(s.recordPath, rec); err != nil {
+			return err
+		}
+	}
+	s.rec = rec
+	if next == StateStopped {
+		close(s.exited)
+	}
+	return nil
+}
+
+// writeRecord writes rec to path atomically (temp file, fsync, rename).
+func writeRecord(path string, rec record) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".record-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write sandbox record %s: %w", path, err)
+	}
+	return nil
+}
+
+func readRecord(path string) (record, error) {
+	var rec record
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return rec, err
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return rec, fmt.Errorf("sandbox record %s: %w", path, err)
+	}
+	return rec, nil
+}
