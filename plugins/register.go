@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/containerd/containerd/v2/core/events"
@@ -68,6 +69,16 @@ func initCore(ic *plugin.InitContext) (any, error) {
 		return nil, fmt.Errorf("pause_path: %v: %w", err, plugin.ErrSkipPlugin)
 	}
 	state, root := ic.Properties[plugins.PropertyStateDir], ic.Properties[plugins.PropertyRootDir]
+	// 0711 like containerd's own state dirs: a user-namespaced sandbox's
+	// gofer runs as an unprivileged host uid and must reach the pause rootfs.
+	for _, d := range []string{state, root} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, err
+		}
+	}
 	runscRoot := cfg.RunscRoot
 	if runscRoot == "" {
 		runscRoot = filepath.Join(state, "runsc")

@@ -63,7 +63,8 @@ func (c *Controller) Create(ctx context.Context, info sandbox.Sandbox, opts ...s
 	rec := record{
 		ID: id, Namespace: ns, State: StateCreated, Labels: info.Labels, Config: cfgBytes,
 		NetNSPath: co.NetNSPath, HostNetwork: res.HostNetwork, CgroupsPath: res.CgroupsPath, Flags: res.Flags,
-		CreatedAt: time.Now(),
+		SandboxCgroup: res.SandboxCgroup,
+		CreatedAt:     time.Now(),
 	}
 	s := newSandbox(rec, c.recordPath(id), c.bundleDir(id))
 
@@ -137,7 +138,7 @@ func (c *Controller) Start(ctx context.Context, id string) (_ sandbox.Controller
 		}
 		cctx := context.WithoutCancel(ctx)
 		c.killTree(cctx, rec, s.bundle)
-		if err := c.runsc.Delete(cctx, id); err != nil {
+		if err := c.runsc.For(rec.Flags).Delete(cctx, id); err != nil {
 			l.WithError(err).Warn("runsc delete after failed start")
 		}
 		c.forget(id)
@@ -146,13 +147,14 @@ func (c *Controller) Start(ctx context.Context, id string) (_ sandbox.Controller
 		}
 	}()
 
-	if err := c.runsc.Create(ctx, id, s.bundle, runsc.CreateOptions{Flags: rec.Flags, OutputPath: filepath.Join(s.bundle, "runsc.out")}); err != nil {
-		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w", id, err)
-	}
-	if err := c.runsc.Start(ctx, id); err != nil {
+	r := c.runsc.For(rec.Flags)
+	if err := r.Create(ctx, id, s.bundle, runsc.CreateOptions{OutputPath: filepath.Join(s.bundle, "runsc.out")}); err != nil {
 		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w; %s", id, err, c.debugHint(id))
 	}
-	st, err := c.runsc.State(ctx, id)
+	if err := r.Start(ctx, id); err != nil {
+		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w; %s", id, err, c.debugHint(id))
+	}
+	st, err := r.State(ctx, id)
 	if err != nil {
 		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w", id, err)
 	}
@@ -293,12 +295,16 @@ func (c *Controller) stopLocked(ctx context.Context, s *Sandbox, opts ...sandbox
 	}
 	begin := time.Now()
 	if rec.State == StateRunning {
-		if err := c.runsc.Kill(ctx, rec.ID, unix.SIGKILL, true); err != nil && !errors.Is(err, runsc.ErrNotExist) {
-			l.WithError(err).Warn("runsc kill failed; will tear down by force")
+		// The stop timeout bounds the kill call as well: a hung sandbox
+		// does not answer runsc kill.
+		graceful, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if err := c.runsc.For(rec.Flags).Kill(graceful, rec.ID, unix.SIGKILL, true); err != nil && !errors.Is(err, runsc.ErrNotExist) {
+			l.WithError(err).Warn("runsc kill failed; will tear down by force if it does not exit")
 		}
 		select {
 		case <-s.exited:
-		case <-time.After(timeout):
+		case <-graceful.Done():
 			l.WithField("timeout", timeout).Warn("sandbox did not exit in time; killing its process tree")
 			s.mu.Lock()
 			s.forced = true
@@ -324,12 +330,13 @@ func (c *Controller) stopLocked(ctx context.Context, s *Sandbox, opts ...sandbox
 // processes left behind.
 func (c *Controller) releaseRunsc(ctx context.Context, s *Sandbox) error {
 	rec := s.snapshot()
-	if err := c.runsc.Delete(ctx, rec.ID); err != nil {
+	r := c.runsc.For(rec.Flags)
+	if err := r.Delete(ctx, rec.ID); err != nil {
 		c.logger(ctx, rec.ID).WithError(err).Warn("runsc delete failed; killing leftovers")
 	}
 	if pids := c.processTree(rec, s.bundle); len(pids) > 0 {
 		c.killTree(ctx, rec, s.bundle)
-		_ = c.runsc.Delete(ctx, rec.ID)
+		_ = r.Delete(ctx, rec.ID)
 	}
 	removeCgroups(ctx, rec.ID, rec.CgroupsPath)
 	return nil
@@ -472,7 +479,7 @@ func (c *Controller) Metrics(ctx context.Context, id string) (*types.Metric, err
 	if rec.State != StateRunning {
 		return nil, fmt.Errorf("sandbox %s is %s: %w", id, rec.State, errdefs.ErrFailedPrecondition)
 	}
-	data, err := cgroupMetrics(rec.CgroupsPath)
+	data, err := cgroupMetrics(rec.SandboxCgroup)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s metrics: %w", id, err)
 	}

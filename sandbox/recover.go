@@ -41,11 +41,11 @@ func (c *Controller) recover(ctx context.Context) error {
 		switch rec.State {
 		case StateCreated:
 			l.Info("sandbox was never started; removing it")
-			_ = c.runsc.Delete(ctx, rec.ID)
+			_ = c.runsc.For(rec.Flags).Delete(ctx, rec.ID)
 			_ = c.cleanupFiles(ctx, rec)
 			continue
 		case StateRunning:
-			st, err := c.runsc.State(ctx, rec.ID)
+			st, err := c.runsc.For(rec.Flags).State(ctx, rec.ID)
 			if err == nil && st.Status == "running" && st.Pid == int(rec.Pid) {
 				c.sandboxes[rec.ID] = s
 				c.startMonitor(s, rec)

@@ -46,11 +46,15 @@ type record struct {
 	NetNSPath   string            `json:"netnsPath,omitempty"`
 	HostNetwork bool              `json:"hostNetwork,omitempty"`
 	CgroupsPath string            `json:"cgroupsPath,omitempty"`
-	Flags       map[string]string `json:"flags,omitempty"`
-	Pid         uint32            `json:"pid,omitempty"`
-	CreatedAt   time.Time         `json:"createdAt"`
-	ExitedAt    time.Time         `json:"exitedAt,omitzero"`
-	ExitStatus  uint32            `json:"exitStatus"`
+	// SandboxCgroup is where the sandbox's processes and limits live: the
+	// pod cgroup parent when there is one (runsc's cgroup-parent
+	// annotation), else CgroupsPath.
+	SandboxCgroup string            `json:"sandboxCgroup,omitempty"`
+	Flags         map[string]string `json:"flags,omitempty"`
+	Pid           uint32            `json:"pid,omitempty"`
+	CreatedAt     time.Time         `json:"createdAt"`
+	ExitedAt      time.Time         `json:"exitedAt,omitzero"`
+	ExitStatus    uint32            `json:"exitStatus"`
 }
 
 // Sandbox is one pod sandbox: a runsc sandbox whose root container runs

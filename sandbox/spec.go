@@ -44,10 +44,14 @@ type specInput struct {
 type specResult struct {
 	Spec  *specs.Spec
 	Flags map[string]string
-	// CgroupsPath is the sandbox cgroup (cgroupfs path or systemd
-	// slice:prefix:name), empty for none.
+	// CgroupsPath is the root container's cgroup (cgroupfs path or
+	// systemd slice:prefix:name).
 	CgroupsPath string
-	HostNetwork bool
+	// SandboxCgroup holds the sandbox's processes and the pod's limits: the
+	// cgroup parent when set (runsc's cgroup-parent annotation makes it the
+	// sandbox cgroup and CgroupsPath an empty child), else CgroupsPath.
+	SandboxCgroup string
+	HostNetwork   bool
 }
 
 // hostNetwork reports whether the pod uses the host's network.
@@ -98,7 +102,10 @@ func buildSpec(in specInput) (*specResult, error) {
 	}
 
 	cgPath, systemd := cgroupsPathFor(in.Namespace, in.ID, linux.GetCgroupParent())
-	res.CgroupsPath = cgPath
+	res.CgroupsPath, res.SandboxCgroup = cgPath, cgPath
+	if parent := linux.GetCgroupParent(); parent != "" {
+		res.SandboxCgroup = parent
+	}
 	if systemd {
 		res.Flags["systemd-cgroup"] = "true"
 	}

@@ -22,7 +22,7 @@ func (c *Controller) processTree(rec record, bundle string) []int {
 	if rec.Pid > 0 && c.isRunscProcess(int(rec.Pid)) {
 		seen[int(rec.Pid)] = true
 	}
-	for _, dir := range cgroupDirs(rec.CgroupsPath) {
+	for _, dir := range append(cgroupDirs(rec.CgroupsPath), cgroupDirs(rec.SandboxCgroup)...) {
 		data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 		if err != nil {
 			continue
@@ -130,6 +130,9 @@ func cgroupDirs(cgroupsPath string) []string {
 func cgroupRelPath(p string) string {
 	parts := strings.Split(p, ":")
 	if len(parts) != 3 {
+		if strings.HasSuffix(p, ".slice") && !strings.Contains(p, "/") {
+			return filepath.Join("/", expandSlice(p))
+		}
 		return p
 	}
 	return filepath.Join("/", expandSlice(parts[0]), parts[1]+"-"+parts[2]+".scope")

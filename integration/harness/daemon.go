@@ -106,6 +106,11 @@ func Start(t testing.TB, opts Options) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Traversable like /run/containerd, so user-namespaced sandboxes (whose
+	// root maps to an unprivileged host uid) can reach their rootfs.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
 	n := rand.IntN(200) + 20
 	d := &Daemon{
 		t:       t,

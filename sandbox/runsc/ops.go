@@ -32,18 +32,20 @@ var ErrNotExist = errors.New("runsc: container does not exist")
 // Container is runsc's view of one container.
 type Container = runc.Container
 
-// with returns a runsccmd driver with extra global flags for one call.
-func (c *Client) with(extra map[string]string) *runsccmd.Runsc {
-	r := c.cmd()
-	if len(extra) > 0 {
-		flags := maps.Clone(c.Flags)
-		if flags == nil {
-			flags = map[string]string{}
-		}
-		maps.Copy(flags, extra)
-		r.Config = flags
+// For returns a client for one sandbox: the same binary and root, with the
+// sandbox's own global flags (e.g. network=host) added. runsc reads those
+// flags on every invocation, not only at create.
+func (c *Client) For(flags map[string]string) *Client {
+	if len(flags) == 0 {
+		return c
 	}
-	return r
+	cp := *c
+	cp.Flags = maps.Clone(c.Flags)
+	if cp.Flags == nil {
+		cp.Flags = map[string]string{}
+	}
+	maps.Copy(cp.Flags, flags)
+	return &cp
 }
 
 // DebugLogHint names where runsc's debug logs are, for error messages.
@@ -71,9 +73,6 @@ func (o fileIO) String() string        { return o.f.Name() }
 
 // CreateOptions are per-sandbox runsc create settings.
 type CreateOptions struct {
-	// Flags are extra global flags for this sandbox (e.g. network=host,
-	// systemd-cgroup=true).
-	Flags map[string]string
 	// OutputPath receives the container's stdout/stderr and runsc's own
 	// error output.
 	OutputPath string
@@ -89,10 +88,10 @@ func (c *Client) Create(ctx context.Context, id, bundle string, opts CreateOptio
 		return err
 	}
 	defer f.Close()
-	err = c.with(opts.Flags).Create(ctx, id, bundle, &runsccmd.CreateOpts{IO: fileIO{f}})
+	err = c.cmd().Create(ctx, id, bundle, &runsccmd.CreateOpts{IO: fileIO{f}})
 	if err != nil {
 		out, _ := os.ReadFile(opts.OutputPath)
-		return fmt.Errorf("runsc create: %w: %s (%s)", err, strings.TrimSpace(string(out)), c.DebugLogHint())
+		return fmt.Errorf("runsc create: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
@@ -102,7 +101,7 @@ func (c *Client) Start(ctx context.Context, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, CreateTimeout)
 	defer cancel()
 	if err := c.cmd().Start(ctx, id, nil); err != nil {
-		return fmt.Errorf("runsc start: %w (%s)", err, c.DebugLogHint())
+		return fmt.Errorf("runsc start: %w", err)
 	}
 	return nil
 }
