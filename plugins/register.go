@@ -29,7 +29,11 @@ func init() {
 		ID:       ID,
 		Requires: []plugin.Type{CorePlugin},
 		InitFn: func(ic *plugin.InitContext) (any, error) {
-			return core(ic)
+			c, err := core(ic)
+			if err != nil {
+				return nil, err
+			}
+			return c.controller, nil
 		},
 	})
 	registry.Register(&plugin.Registration{
@@ -41,7 +45,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return runtime.New(c), nil
+			return c.runtime, nil
 		},
 	})
 }
@@ -106,12 +110,23 @@ func initCore(ic *plugin.InitContext) (any, error) {
 		l.WithError(err).Warn("runsc is not usable; runsc handlers are disabled")
 		return nil, fmt.Errorf("runsc %s: %v: %w", path, err, plugin.ErrSkipPlugin)
 	}
-	return c, nil
+	r, err := runtime.New(ic.Context, c, filepath.Join(state, "tasks"))
+	if err != nil {
+		return nil, fmt.Errorf("runsc task runtime: %w", err)
+	}
+	return &coreInstance{controller: c, runtime: r}, nil
 }
 
-// core returns the shared controller, or a skip error carrying the reason
+// coreInstance is the core plugin's instance: the one controller and the
+// one task runtime over the same sandboxes.
+type coreInstance struct {
+	controller *sandbox.Controller
+	runtime    *runtime.Runtime
+}
+
+// core returns the shared instance, or a skip error carrying the reason
 // the core was skipped.
-func core(ic *plugin.InitContext) (*sandbox.Controller, error) {
+func core(ic *plugin.InitContext) (*coreInstance, error) {
 	p := ic.Plugins().Get(CorePlugin, ID)
 	if p == nil {
 		return nil, fmt.Errorf("%s.%s is not loaded: %w", CorePlugin, ID, plugin.ErrSkipPlugin)
@@ -120,5 +135,5 @@ func core(ic *plugin.InitContext) (*sandbox.Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s.%s: %v: %w", CorePlugin, ID, err, plugin.ErrSkipPlugin)
 	}
-	return i.(*sandbox.Controller), nil
+	return i.(*coreInstance), nil
 }

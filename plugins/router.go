@@ -49,7 +49,7 @@ func routed(stock plugin.Registration) plugin.Registration {
 			log.G(ic.Context).WithError(err).Info("runsc runtime unavailable; all tasks go to the shim runtime")
 			return runtime.NewRouter(stockRuntime, nil, nil), nil
 		}
-		return runtime.NewRouter(stockRuntime, runtime.New(c), c), nil
+		return runtime.NewRouter(stockRuntime, c.runtime, c.controller), nil
 	}
 	return r
 }

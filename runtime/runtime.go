@@ -3,44 +3,144 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
 
+	apitypes "github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/core/runtime"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
 
 	"github.com/shimless/shimless/sandbox"
 )
 
 // Runtime is the in-process runsc task runtime: containers and execs
-// inside runsc sandboxes, without a shim.
+// inside runsc sandboxes, without a shim. Every container is a Task with
+// its own state, pid and exit status; nothing is shared between a pod's
+// containers but the sandbox they run in.
 type Runtime struct {
 	sandboxes *sandbox.Controller
+	dir       string // per-namespace task state: bundles, records
+
+	mu    sync.Mutex // guards tasks; never held across runsc calls
+	tasks map[string]*Task
 }
 
 var _ runtime.PlatformRuntime = (*Runtime)(nil)
 
-// New returns the task view of the controller's sandboxes.
-func New(c *sandbox.Controller) *Runtime { return &Runtime{sandboxes: c} }
+// New returns the task view of the controller's sandboxes, with its state
+// under dir, and re-attaches to the tasks recorded there.
+func New(ctx context.Context, c *sandbox.Controller, dir string) (*Runtime, error) {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return nil, err
+	}
+	r := &Runtime{sandboxes: c, dir: dir, tasks: map[string]*Task{}}
+	r.recover(ctx)
+	return r, nil
+}
 
 // ID names the runtime in logs and plugin listings.
 func (r *Runtime) ID() string { return plugins.RuntimePluginV2.String() + ".runsc" }
 
-// Create creates a task in a runsc sandbox.
-func (r *Runtime) Create(ctx context.Context, taskID string, opts runtime.CreateOpts) (runtime.Task, error) {
-	return nil, fmt.Errorf("runsc task %s: in-process runsc tasks: %w", taskID, errdefs.ErrNotImplemented)
+func key(ns, id string) string { return ns + "/" + id }
+
+func (r *Runtime) get(ctx context.Context, id string) (*Task, error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.tasks[key(ns, id)]
+	if !ok {
+		return nil, fmt.Errorf("runsc task %s: %w", id, errdefs.ErrNotFound)
+	}
+	return t, nil
 }
 
 // Get returns a runsc task.
-func (r *Runtime) Get(ctx context.Context, taskID string) (runtime.Task, error) {
-	return nil, fmt.Errorf("runsc task %s: %w", taskID, errdefs.ErrNotFound)
+func (r *Runtime) Get(ctx context.Context, id string) (runtime.Task, error) {
+	t, err := r.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
-// Tasks lists runsc tasks.
+// Tasks lists runsc tasks of the context's namespace (all namespaces when
+// all is set).
 func (r *Runtime) Tasks(ctx context.Context, all bool) ([]runtime.Task, error) {
-	return nil, nil
+	ns, _ := namespaces.Namespace(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []runtime.Task
+	for _, t := range r.tasks {
+		if all || t.ns == ns {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
-// Delete deletes a runsc task.
-func (r *Runtime) Delete(ctx context.Context, taskID string) (*runtime.Exit, error) {
-	return nil, fmt.Errorf("runsc task %s: %w", taskID, errdefs.ErrNotFound)
+// Create creates a container task in its runsc sandbox.
+func (r *Runtime) Create(ctx context.Context, id string, opts runtime.CreateOpts) (runtime.Task, error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if _, ok := r.tasks[key(ns, id)]; ok {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("runsc task %s: %w", id, errdefs.ErrAlreadyExists)
+	}
+	// Reserve the id while runsc works; a nil entry is "being created".
+	placeholder := &Task{id: id, ns: ns, creating: true}
+	r.tasks[key(ns, id)] = placeholder
+	r.mu.Unlock()
+
+	t, err := r.createTask(ctx, ns, id, opts)
+	r.mu.Lock()
+	if err != nil {
+		delete(r.tasks, key(ns, id))
+	} else {
+		r.tasks[key(ns, id)] = t
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	log.G(ctx).WithFields(log.Fields{"container": id, "sandbox": t.sandboxID}).Info("runsc task created")
+	return t, nil
+}
+
+// Delete deletes a stopped (or never started) task and everything of it.
+func (r *Runtime) Delete(ctx context.Context, id string) (*runtime.Exit, error) {
+	t, err := r.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if t.creating {
+		return nil, fmt.Errorf("runsc task %s is being created: %w", id, errdefs.ErrFailedPrecondition)
+	}
+	exit, err := t.delete(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	delete(r.tasks, key(t.ns, id))
+	r.mu.Unlock()
+	return exit, nil
+}
+
+// taskDir is where a task's bundle and record live.
+func (r *Runtime) taskDir(ns, id string) string {
+	return filepath.Join(r.dir, ns, id)
+}
+
+// PluginInfo describes the runsc runtime for CRI's handler feature probe.
+func (r *Runtime) PluginInfo(ctx context.Context, request any) (any, error) {
+	return &apitypes.RuntimeInfo{Name: RunscRuntimeType}, nil
 }

@@ -182,3 +182,23 @@ func trimOutput(s string) string {
 	}
 	return s
 }
+
+// Publisher is containerd's event exchange.
+func (c *Controller) Publisher() events.Publisher { return c.opts.Publisher }
+
+// Context lives as long as the controller; background work runs under it.
+func (c *Controller) Context() context.Context { return c.ctx }
+
+// RunscFor returns the runsc client for a sandbox's containers (with the
+// sandbox's own flags) and a channel closed when the sandbox has exited.
+func (c *Controller) RunscFor(sandboxID string) (*runsc.Client, <-chan struct{}, error) {
+	s, err := c.get(sandboxID)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec := s.snapshot()
+	if rec.State != StateRunning {
+		return nil, nil, fmt.Errorf("sandbox %s is %s: %w", sandboxID, rec.State, errdefs.ErrFailedPrecondition)
+	}
+	return c.runsc.For(rec.Flags), s.exited, nil
+}

@@ -151,7 +151,7 @@ func (c *Controller) Start(ctx context.Context, id string) (_ sandbox.Controller
 	if err := r.Create(ctx, id, s.bundle, runsc.CreateOptions{OutputPath: filepath.Join(s.bundle, "runsc.out")}); err != nil {
 		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w; %s", id, err, c.debugHint(id))
 	}
-	if err := r.Start(ctx, id); err != nil {
+	if err := r.Start(ctx, id, nil); err != nil {
 		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w; %s", id, err, c.debugHint(id))
 	}
 	st, err := r.State(ctx, id)

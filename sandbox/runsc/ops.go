@@ -13,6 +13,7 @@ import (
 	"time"
 
 	runc "github.com/containerd/go-runc"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/control/client"
 	"gvisor.dev/gvisor/pkg/shim/v1/runsccmd"
@@ -56,21 +57,6 @@ func (c *Client) DebugLogHint() string {
 	return "runsc debug logs are in " + c.DebugLogDir
 }
 
-var _ runc.IO = fileIO{}
-
-// fileIO hands runsc create a file for the container's stdout and stderr
-// (stdin is /dev/null). The sandbox and gofer processes inherit these fds
-// and outlive `runsc create`, so they must never be pipes that somebody
-// waits to see closed.
-type fileIO struct{ f *os.File }
-
-func (o fileIO) Close() error          { return nil }
-func (o fileIO) Stdin() io.WriteCloser { return nil }
-func (o fileIO) Stdout() io.ReadCloser { return nil }
-func (o fileIO) Stderr() io.ReadCloser { return nil }
-func (o fileIO) Set(cmd *exec.Cmd)     { cmd.Stdout, cmd.Stderr = o.f, o.f }
-func (o fileIO) String() string        { return o.f.Name() }
-
 // CreateOptions are per-sandbox runsc create settings.
 type CreateOptions struct {
 	// OutputPath receives the container's stdout/stderr and runsc's own
@@ -88,7 +74,7 @@ func (c *Client) Create(ctx context.Context, id, bundle string, opts CreateOptio
 		return err
 	}
 	defer f.Close()
-	err = c.cmd().Create(ctx, id, bundle, &runsccmd.CreateOpts{IO: fileIO{f}})
+	err = c.cmd().Create(ctx, id, bundle, &runsccmd.CreateOpts{IO: IO{Out: f, Err: f}})
 	if err != nil {
 		out, _ := os.ReadFile(opts.OutputPath)
 		return fmt.Errorf("runsc create: %w: %s", err, strings.TrimSpace(string(out)))
@@ -96,11 +82,12 @@ func (c *Client) Create(ctx context.Context, id, bundle string, opts CreateOptio
 	return nil
 }
 
-// Start runs `runsc start`.
-func (c *Client) Start(ctx context.Context, id string) error {
+// Start runs `runsc start`. A sub-container takes its stdio from this
+// call (a root container from create); stdio may be nil.
+func (c *Client) Start(ctx context.Context, id string, stdio runc.IO) error {
 	ctx, cancel := context.WithTimeout(ctx, CreateTimeout)
 	defer cancel()
-	if err := c.cmd().Start(ctx, id, nil); err != nil {
+	if err := c.cmd().Start(ctx, id, stdio); err != nil {
 		return fmt.Errorf("runsc start: %w", err)
 	}
 	return nil
@@ -175,6 +162,12 @@ const containerManagerWait = "containerManager.Wait"
 // away during the call (then the caller decides from the sandbox process
 // whether it exited). Cancelling ctx ends the call.
 func (c *Client) WaitContainer(ctx context.Context, sandboxID, cid string) (unix.WaitStatus, error) {
+	return c.call(ctx, sandboxID, containerManagerWait, &cid)
+}
+
+// call makes one blocking control RPC to a sandbox, returning a wait
+// status. Cancelling ctx ends it.
+func (c *Client) call(ctx context.Context, sandboxID, method string, arg any) (unix.WaitStatus, error) {
 	path := c.ControlSocket(sandboxID)
 	// Socket paths longer than sun_path are reached through /proc, as
 	// runsc itself does.
@@ -197,12 +190,12 @@ func (c *Client) WaitContainer(ctx context.Context, sandboxID, cid string) (unix
 		}
 	}()
 	var ws unix.WaitStatus
-	if err := conn.Call(containerManagerWait, &cid, &ws); err != nil {
+	if err := conn.Call(method, arg, &ws); err != nil {
 		conn.Close()
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		return 0, fmt.Errorf("wait for %s in sandbox %s: %w", cid, sandboxID, err)
+		return 0, fmt.Errorf("%s in sandbox %s: %w", method, sandboxID, err)
 	}
 	conn.Close()
 	return ws, nil
@@ -228,4 +221,138 @@ func (c *Client) ReleaseSharedMounts() {
 	p := filepath.Join(c.Root, nullNetNS)
 	for unix.Unmount(p, unix.MNT_DETACH) == nil {
 	}
+}
+
+// IO is the stdio runsc hands to a container or exec: files the sandbox
+// keeps (dups of) for the process's whole life.
+type IO struct {
+	In, Out, Err *os.File
+}
+
+var _ runc.IO = IO{}
+
+func (o IO) Close() error          { return nil }
+func (o IO) Stdin() io.WriteCloser { return nil }
+func (o IO) Stdout() io.ReadCloser { return nil }
+func (o IO) Stderr() io.ReadCloser { return nil }
+func (o IO) Set(cmd *exec.Cmd) {
+	if o.In != nil {
+		cmd.Stdin = o.In
+	}
+	if o.Out != nil {
+		cmd.Stdout = o.Out
+	}
+	if o.Err != nil {
+		cmd.Stderr = o.Err
+	}
+}
+
+// CreateContainer runs `runsc create` for a container that joins its
+// sandbox (the spec carries the CRI sandbox annotations). runsc's own error
+// output goes to errPath.
+func (c *Client) CreateContainer(ctx context.Context, id, bundle string, stdio IO, errPath string) error {
+	ctx, cancel := context.WithTimeout(ctx, CreateTimeout)
+	defer cancel()
+	if stdio.Err == nil || stdio.Out == nil {
+		f, err := os.OpenFile(errPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if stdio.Err == nil {
+			stdio.Err = f
+		}
+		if stdio.Out == nil {
+			stdio.Out = f
+		}
+	}
+	opts := &runsccmd.CreateOpts{IO: stdio, UserLog: errPath}
+	if err := c.cmd().Create(ctx, id, bundle, opts); err != nil {
+		out, _ := os.ReadFile(errPath)
+		return fmt.Errorf("runsc create %s: %w: %s", id, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Exec starts a process in a running container, detached, and returns its
+// pid inside the sandbox (for WaitPID and kill --pid).
+func (c *Client) Exec(ctx context.Context, id string, proc specs.Process, stdio IO, pidDir string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, CreateTimeout)
+	defer cancel()
+	internal := filepath.Join(pidDir, "internal.pid")
+	opts := &runsccmd.ExecOpts{IO: stdio, Detach: true, PidFile: filepath.Join(pidDir, "host.pid"), InternalPidFile: internal}
+	if err := c.cmd().Exec(ctx, id, proc, opts); err != nil {
+		return 0, fmt.Errorf("runsc exec in %s: %w", id, err)
+	}
+	data, err := os.ReadFile(internal)
+	if err != nil {
+		return 0, fmt.Errorf("runsc exec in %s: internal pid: %w", id, err)
+	}
+	var pid int
+	if _, err := fmt.Sscan(strings.TrimSpace(string(data)), &pid); err != nil {
+		return 0, fmt.Errorf("runsc exec in %s: internal pid %q: %w", id, data, err)
+	}
+	return pid, nil
+}
+
+// KillPid signals one process (by its pid inside the sandbox) of a
+// container.
+func (c *Client) KillPid(ctx context.Context, id string, pid int, sig unix.Signal) error {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	if err := c.cmd().Kill(ctx, id, int(sig), &runsccmd.KillOpts{Pid: pid}); err != nil {
+		return fmt.Errorf("runsc kill --pid %d %s: %w", pid, id, err)
+	}
+	return nil
+}
+
+// Pause and Resume freeze and thaw a container.
+func (c *Client) Pause(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	return c.cmd().Pause(ctx, id)
+}
+
+func (c *Client) Resume(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	return c.cmd().Resume(ctx, id)
+}
+
+// Ps lists a container's pids inside the sandbox.
+func (c *Client) Ps(ctx context.Context, id string) ([]int, error) {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	return c.cmd().Ps(ctx, id)
+}
+
+// Stats returns runsc's per-container stats (CPU and memory as the
+// sandbox's kernel accounts them).
+func (c *Client) Stats(ctx context.Context, id string) (*runc.Stats, error) {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	return c.cmd().Stats(ctx, id)
+}
+
+// Update applies new resources to a container.
+func (c *Client) Update(ctx context.Context, id string, res *specs.LinuxResources) error {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	return c.cmd().Update(ctx, id, res)
+}
+
+// waitPIDArgs mirrors gvisor.dev/gvisor/runsc/boot.WaitPIDArgs (uRPC
+// encodes by field name).
+type waitPIDArgs struct {
+	PID int32
+	CID string
+}
+
+// containerManagerWaitPID is runsc's control RPC that waits for one
+// process of a container (runsc/boot.ContMgrWaitPID).
+const containerManagerWaitPID = "containerManager.WaitPID"
+
+// WaitPID blocks in this process until process pid of container cid exits.
+func (c *Client) WaitPID(ctx context.Context, sandboxID, cid string, pid int) (unix.WaitStatus, error) {
+	return c.call(ctx, sandboxID, containerManagerWaitPID, &waitPIDArgs{PID: int32(pid), CID: cid})
 }

@@ -1,0 +1,206 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	eventstypes "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/v2/core/runtime"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/shimless/shimless/sandbox/runsc"
+)
+
+// Exec is an extra process in a container (`runsc exec`), with its own
+// stdio, pid and exit status.
+type Exec struct {
+	task *Task
+	id   string
+	spec specs.Process
+	io   runtime.IO
+	dir  string
+
+	mu         sync.Mutex
+	status     runtime.Status
+	pid        int // inside the sandbox
+	exitStatus uint32
+	exitedAt   time.Time
+	exited     chan struct{}
+	stdio      *stdio
+}
+
+var _ runtime.ExecProcess = (*Exec)(nil)
+
+// Exec adds (but does not start) a process.
+func (t *Task) Exec(ctx context.Context, id string, opts runtime.ExecOpts) (runtime.ExecProcess, error) {
+	var proc specs.Process
+	if err := typeurl.UnmarshalTo(opts.Spec, &proc); err != nil {
+		return nil, fmt.Errorf("exec %s in %s: process spec: %w", id, t.id, err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.status != runtime.RunningStatus {
+		return nil, fmt.Errorf("exec %s: container %s is not running: %w", id, t.id, errdefs.ErrFailedPrecondition)
+	}
+	if _, ok := t.execs[id]; ok {
+		return nil, fmt.Errorf("exec %s in %s: %w", id, t.id, errdefs.ErrAlreadyExists)
+	}
+	e := &Exec{task: t, id: id, spec: proc, io: opts.IO, dir: filepath.Join(t.dir, "execs", id),
+		status: runtime.CreatedStatus, exited: make(chan struct{})}
+	t.execs[id] = e
+	t.publish(ctx, "/tasks/exec-added", &eventstypes.TaskExecAdded{ContainerID: t.id, ExecID: id})
+	return e, nil
+}
+
+// Process returns an exec by id.
+func (t *Task) Process(ctx context.Context, id string) (runtime.ExecProcess, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.execs[id]
+	if !ok {
+		return nil, fmt.Errorf("exec %s in %s: %w", id, t.id, errdefs.ErrNotFound)
+	}
+	return e, nil
+}
+
+// ID is the exec id.
+func (e *Exec) ID() string { return e.id }
+
+// State is the exec's own state.
+func (e *Exec) State(context.Context) (runtime.State, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return runtime.State{Status: e.status, Pid: uint32(e.pid), ExitStatus: e.exitStatus, ExitedAt: e.exitedAt,
+		Stdin: e.io.Stdin, Stdout: e.io.Stdout, Stderr: e.io.Stderr, Terminal: e.io.Terminal}, nil
+}
+
+// Start runs the process with runsc exec and watches for its exit.
+func (e *Exec) Start(ctx context.Context) error {
+	t := e.task
+	if err := os.MkdirAll(e.dir, 0o700); err != nil {
+		return err
+	}
+	sio, release, err := openIO(ctx, e.io)
+	if err != nil {
+		return fmt.Errorf("exec %s in %s: %w", e.id, t.id, err)
+	}
+	pid, err := t.runsc.Exec(ctx, t.id, e.spec, sio.files, e.dir)
+	release()
+	if err != nil {
+		sio.closeStdin()
+		return fmt.Errorf("exec %s in %s: %w", e.id, t.id, err)
+	}
+	e.mu.Lock()
+	e.pid, e.status, e.stdio = pid, runtime.RunningStatus, sio
+	e.mu.Unlock()
+	t.publish(ctx, "/tasks/exec-started", &eventstypes.TaskExecStarted{ContainerID: t.id, ExecID: e.id, Pid: uint32(pid)})
+	go e.monitor(t.rt.sandboxes.Context())
+	return nil
+}
+
+func (e *Exec) monitor(ctx context.Context) {
+	t := e.task
+	for {
+		ws, err := t.runsc.WaitPID(ctx, t.sandboxID, t.id, e.pid)
+		if err == nil {
+			e.markExited(ctx, runsc.ExitCode(ws))
+			return
+		}
+		select {
+		case <-t.exited:
+			e.markExited(ctx, exitUnknown)
+			return
+		case <-e.exited:
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+		if t.sandboxGone() {
+			e.markExited(ctx, exitUnknown)
+			return
+		}
+		log.G(ctx).WithError(err).WithFields(log.Fields{"container": t.id, "exec": e.id}).Debug("wait for exec failed; retrying")
+	}
+}
+
+func (e *Exec) markExited(ctx context.Context, status uint32) {
+	e.mu.Lock()
+	if e.status == runtime.StoppedStatus || e.status == runtime.DeletedStatus {
+		e.mu.Unlock()
+		return
+	}
+	started := e.status == runtime.RunningStatus
+	e.status, e.exitStatus, e.exitedAt = runtime.StoppedStatus, status, time.Now()
+	e.mu.Unlock()
+	close(e.exited)
+	e.stdio.closeStdin()
+	if started {
+		e.task.publish(ctx, "/tasks/exit", &eventstypes.TaskExit{
+			ContainerID: e.task.id, ID: e.id, Pid: uint32(e.pid), ExitStatus: status, ExitedAt: timestamppb.New(e.exitedAt),
+		})
+	}
+}
+
+// Wait blocks until the exec has exited.
+func (e *Exec) Wait(ctx context.Context) (*runtime.Exit, error) {
+	select {
+	case <-e.exited:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return &runtime.Exit{Pid: uint32(e.pid), Status: e.exitStatus, Timestamp: e.exitedAt}, nil
+}
+
+// Kill signals the exec's process.
+func (e *Exec) Kill(ctx context.Context, signal uint32, _ bool) error {
+	e.mu.Lock()
+	st, pid := e.status, e.pid
+	e.mu.Unlock()
+	if st != runtime.RunningStatus {
+		return fmt.Errorf("exec %s: process not running: %w", e.id, errdefs.ErrNotFound)
+	}
+	return e.task.runsc.KillPid(ctx, e.task.id, pid, unix.Signal(signal))
+}
+
+// CloseIO delivers EOF to the exec's stdin.
+func (e *Exec) CloseIO(context.Context) error {
+	e.stdio.closeStdin()
+	return nil
+}
+
+// ResizePty needs a TTY, which this runtime does not offer yet.
+func (e *Exec) ResizePty(context.Context, runtime.ConsoleSize) error {
+	return fmt.Errorf("exec %s has no TTY: %w", e.id, errdefs.ErrNotImplemented)
+}
+
+// Delete removes the exec once it has exited (or was never started).
+func (e *Exec) Delete(ctx context.Context) (*runtime.Exit, error) {
+	e.mu.Lock()
+	if e.status == runtime.RunningStatus {
+		e.mu.Unlock()
+		return nil, fmt.Errorf("exec %s is running: %w", e.id, errdefs.ErrFailedPrecondition)
+	}
+	wasCreated := e.status == runtime.CreatedStatus
+	exit := &runtime.Exit{Pid: uint32(e.pid), Status: e.exitStatus, Timestamp: e.exitedAt}
+	e.status = runtime.DeletedStatus
+	e.mu.Unlock()
+	if wasCreated {
+		close(e.exited)
+	}
+	t := e.task
+	t.mu.Lock()
+	delete(t.execs, e.id)
+	t.mu.Unlock()
+	os.RemoveAll(e.dir)
+	return exit, nil
+}

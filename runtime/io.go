@@ -1,0 +1,110 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/containerd/containerd/v2/core/runtime"
+	"github.com/containerd/fifo"
+
+	"github.com/shimless/shimless/sandbox/runsc"
+)
+
+// stdio is a process's IO as handed to runsc. The sandbox keeps its own
+// dups of stdout/stderr for the process's whole life, so output keeps
+// flowing while containerd restarts: FIFOs are opened read-write (the open
+// never blocks and a write never fails because containerd's reader is
+// away); regular files are opened O_APPEND (runsc writes at offset 0
+// otherwise).
+//
+// Stdin goes through a pipe fed from the stdin FIFO by a goroutine, so
+// that CloseIO can deliver EOF.
+type stdio struct {
+	files runsc.IO
+	// stdinFifo and stdinW are containerd's side of stdin; nil without
+	// stdin.
+	stdinFifo io.ReadCloser
+	stdinW    *os.File
+	closeOnce sync.Once
+}
+
+func openOutput(path string) (*os.File, error) {
+	if path == "" {
+		return os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	}
+	fi, err := os.Stat(path)
+	if err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
+		return os.OpenFile(path, os.O_RDWR, 0)
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+}
+
+// openIO opens a process's IO. release must be called once runsc has
+// taken its dups (after create/exec): it closes containerd's copies.
+func openIO(ctx context.Context, pio runtime.IO) (_ *stdio, release func(), retErr error) {
+	if pio.Terminal {
+		return nil, nil, fmt.Errorf("TTY processes are not supported by the runsc runtime yet")
+	}
+	s := &stdio{}
+	var toClose []io.Closer
+	defer func() {
+		if retErr != nil {
+			for _, c := range toClose {
+				c.Close()
+			}
+		}
+	}()
+	out, err := openOutput(pio.Stdout)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open stdout %s: %w", pio.Stdout, err)
+	}
+	toClose = append(toClose, out)
+	errf := out
+	if pio.Stderr != pio.Stdout {
+		if errf, err = openOutput(pio.Stderr); err != nil {
+			return nil, nil, fmt.Errorf("open stderr %s: %w", pio.Stderr, err)
+		}
+		toClose = append(toClose, errf)
+	}
+	s.files.Out, s.files.Err = out, errf
+	if pio.Stdin != "" {
+		f, err := fifo.OpenFifo(context.WithoutCancel(ctx), pio.Stdin, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open stdin %s: %w", pio.Stdin, err)
+		}
+		toClose = append(toClose, f)
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, nil, err
+		}
+		toClose = append(toClose, pr, pw)
+		s.files.In, s.stdinFifo, s.stdinW = pr, f, pw
+		go func() {
+			_, _ = io.Copy(pw, f)
+			s.closeStdin()
+		}()
+	}
+	release = func() {
+		out.Close()
+		errf.Close()
+		if s.files.In != nil {
+			s.files.In.Close()
+		}
+	}
+	return s, release, nil
+}
+
+// closeStdin delivers EOF to the process's stdin.
+func (s *stdio) closeStdin() {
+	if s == nil || s.stdinW == nil {
+		return
+	}
+	s.closeOnce.Do(func() {
+		s.stdinW.Close()
+		s.stdinFifo.Close()
+	})
+}

@@ -1,0 +1,73 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/runtime"
+	"github.com/containerd/log"
+
+	"github.com/shimless/shimless/sandbox/runsc"
+)
+
+// recover re-attaches to every task recorded under the runtime's dir: a
+// container still running in runsc gets its exit watch back; one that
+// ended while containerd was down is reported exited (unknown status if
+// runsc no longer knows it).
+func (r *Runtime) recover(ctx context.Context) {
+	nsDirs, _ := os.ReadDir(r.dir)
+	for _, nsd := range nsDirs {
+		taskDirs, _ := os.ReadDir(filepath.Join(r.dir, nsd.Name()))
+		for _, td := range taskDirs {
+			dir := filepath.Join(r.dir, nsd.Name(), td.Name())
+			data, err := os.ReadFile(filepath.Join(dir, "task.json"))
+			var rec taskRecord
+			if err == nil {
+				err = json.Unmarshal(data, &rec)
+			}
+			l := log.G(ctx).WithFields(log.Fields{"container": td.Name(), "namespace": nsd.Name()})
+			if err != nil {
+				l.WithError(err).Warn("task without a readable record; removing its state")
+				_ = os.RemoveAll(dir)
+				continue
+			}
+			client := r.sandboxes.Runsc().For(rec.Flags)
+			t := &Task{
+				rt: r, id: rec.ID, ns: rec.Namespace, sandboxID: rec.SandboxID, root: rec.Root, dir: dir,
+				io: rec.IO, runsc: client, status: rec.Status, pid: rec.Pid, exitStatus: rec.ExitStatus,
+				exitedAt: rec.ExitedAt, exited: make(chan struct{}), execs: map[string]*Exec{},
+			}
+			if !rec.Root {
+				if _, exited, err := r.sandboxes.RunscFor(rec.SandboxID); err == nil {
+					t.sandboxExited = exited
+				}
+			}
+			switch rec.Status {
+			case runtime.StoppedStatus:
+				close(t.exited)
+			case runtime.RunningStatus, runtime.PausedStatus:
+				st, err := client.State(ctx, rec.ID)
+				if err == nil && (st.Status == "running" || st.Status == "paused") {
+					t.startMonitor()
+					l.Info("re-attached to running container")
+					break
+				}
+				status := uint32(exitUnknown)
+				if err == nil && st.Status == "stopped" {
+					// runsc can still say how it ended.
+					if ws, werr := client.WaitContainer(ctx, rec.SandboxID, rec.ID); werr == nil {
+						status = runsc.ExitCode(ws)
+					}
+				}
+				t.status, t.exitStatus, t.exitedAt = runtime.StoppedStatus, status, time.Now()
+				close(t.exited)
+				_ = t.persist()
+				l.WithField("exitStatus", status).Info("container exited while containerd was down")
+			}
+			r.tasks[key(rec.Namespace, rec.ID)] = t
+		}
+	}
+}

@@ -1,0 +1,519 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	eventstypes "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/core/runtime"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/protobuf/types"
+	"github.com/containerd/errdefs"
+	runc "github.com/containerd/go-runc"
+	"github.com/containerd/log"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/shimless/shimless/sandbox/runsc"
+)
+
+// exitUnknown is reported for a process whose exit nobody saw (its
+// sandbox died, or it ended while containerd was down).
+const exitUnknown = 255
+
+// Task is one container inside a runsc sandbox. It answers for itself
+// only: its own state, pid and exit status.
+type Task struct {
+	rt        *Runtime
+	id, ns    string
+	sandboxID string // the runsc sandbox; equal to id for a root container
+	root      bool   // the container is its sandbox's root container
+	dir       string // bundle and record
+	creating  bool   // placeholder while Create runs
+	io        runtime.IO
+	runsc     *runsc.Client
+	// sandboxExited is closed when the sandbox this task runs in is gone.
+	sandboxExited <-chan struct{}
+
+	mu         sync.Mutex
+	status     runtime.Status
+	pid        uint32
+	exitStatus uint32
+	exitedAt   time.Time
+	exited     chan struct{}
+	stdio      *stdio
+	// releaseIO closes containerd's copies of a sub-container's stdio once
+	// runsc start has handed them to the sandbox.
+	releaseIO func()
+	execs     map[string]*Exec
+	cancel    context.CancelFunc
+}
+
+var _ runtime.Task = (*Task)(nil)
+
+// taskRecord is a task's persisted state.
+type taskRecord struct {
+	ID         string         `json:"id"`
+	Namespace  string         `json:"namespace"`
+	SandboxID  string         `json:"sandboxId"`
+	Root       bool           `json:"root"`
+	IO         runtime.IO     `json:"io"`
+	Status     runtime.Status `json:"status"`
+	Pid        uint32         `json:"pid"`
+	ExitStatus uint32         `json:"exitStatus"`
+	ExitedAt   time.Time      `json:"exitedAt,omitzero"`
+	Flags      map[string]string
+}
+
+const (
+	annotationContainerType = "io.kubernetes.cri.container-type"
+	annotationSandboxID     = "io.kubernetes.cri.sandbox-id"
+)
+
+// placement decides which sandbox a new container runs in and with which
+// runsc client.
+func (r *Runtime) placement(id string, opts runtime.CreateOpts, spec *specs.Spec) (sandboxID string, root bool, client *runsc.Client, exited <-chan struct{}, err error) {
+	ctype := spec.Annotations[annotationContainerType]
+	sbID := spec.Annotations[annotationSandboxID]
+	if sbID == "" {
+		sbID = opts.SandboxID
+	}
+	if ctype == "container" && sbID != "" {
+		if client, exited, err := r.sandboxes.RunscFor(sbID); err == nil {
+			return sbID, false, client, exited, nil
+		} else if !errdefs.IsNotFound(err) {
+			return "", false, nil, nil, err
+		}
+		// A pod whose sandbox (pause) container is itself a task here:
+		// the podsandbox controller driving io.containerd.runsc.v1.
+		r.mu.Lock()
+		var parent *Task
+		for _, t := range r.tasks {
+			if t.id == sbID && t.root && !t.creating {
+				parent = t
+			}
+		}
+		r.mu.Unlock()
+		if parent == nil {
+			return "", false, nil, nil, fmt.Errorf("container %s: sandbox %s is not a running runsc sandbox: %w", id, sbID, errdefs.ErrFailedPrecondition)
+		}
+		return sbID, false, parent.runsc, parent.exited, nil
+	}
+	// A root container: a standalone container (ctr run) or a pause
+	// container created through the podsandbox controller. It is its own
+	// sandbox.
+	flags := map[string]string{}
+	if ns := netns(spec); ns == nil {
+		flags["network"] = "host"
+	} else if ns.Path == "" {
+		flags["network"] = "none"
+	}
+	return id, true, r.sandboxes.Runsc().For(flags), nil, nil
+}
+
+func netns(spec *specs.Spec) *specs.LinuxNamespace {
+	if spec.Linux == nil {
+		return nil
+	}
+	for i, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			return &spec.Linux.Namespaces[i]
+		}
+	}
+	return nil
+}
+
+func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.CreateOpts) (_ *Task, retErr error) {
+	var spec specs.Spec
+	if err := typeurl.UnmarshalTo(opts.Spec, &spec); err != nil {
+		return nil, fmt.Errorf("container %s: spec: %w", id, err)
+	}
+	sandboxID, root, client, sbExited, err := r.placement(id, opts, &spec)
+	if err != nil {
+		return nil, err
+	}
+	t := &Task{
+		rt: r, id: id, ns: ns, sandboxID: sandboxID, root: root, dir: r.taskDir(ns, id),
+		io: opts.IO, runsc: client, sandboxExited: sbExited, status: runtime.CreatedStatus,
+		exited: make(chan struct{}), execs: map[string]*Exec{},
+	}
+	l := log.G(ctx).WithFields(log.Fields{"container": id, "sandbox": sandboxID})
+	rootfs := filepath.Join(t.dir, "rootfs")
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		cctx := context.WithoutCancel(ctx)
+		if err := client.Delete(cctx, id); err != nil {
+			l.WithError(err).Warn("runsc delete after failed create")
+		}
+		if err := mount.UnmountAll(rootfs, unix.MNT_DETACH); err != nil {
+			l.WithError(err).Warn("unmount rootfs after failed create")
+		}
+		os.RemoveAll(t.dir)
+	}()
+	if err := os.MkdirAll(rootfs, 0o711); err != nil {
+		return nil, err
+	}
+	if len(opts.Rootfs) > 0 {
+		if err := mount.All(opts.Rootfs, rootfs); err != nil {
+			return nil, fmt.Errorf("container %s: mount rootfs: %w", id, err)
+		}
+		if spec.Root == nil {
+			spec.Root = &specs.Root{}
+		}
+		spec.Root.Path = rootfs
+	} else if spec.Root != nil && !filepath.IsAbs(spec.Root.Path) {
+		return nil, fmt.Errorf("container %s: no rootfs mounts and a relative root path %q: %w", id, spec.Root.Path, errdefs.ErrInvalidArgument)
+	}
+	data, err := json.Marshal(&spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(t.dir, "config.json"), data, 0o600); err != nil {
+		return nil, err
+	}
+	sio, release, err := openIO(ctx, opts.IO)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
+	// A root container's stdio is taken by runsc create (the sandbox
+	// inherits it); a sub-container's by runsc start.
+	createIO := runsc.IO{}
+	if root {
+		createIO = sio.files
+	}
+	err = client.CreateContainer(ctx, id, t.dir, createIO, filepath.Join(t.dir, "runsc.err"))
+	if root || err != nil {
+		release()
+	} else {
+		t.releaseIO = release
+	}
+	if err != nil {
+		sio.closeStdin()
+		return nil, fmt.Errorf("container %s: %w (%s)", id, err, client.DebugLogHint())
+	}
+	t.stdio = sio
+	if st, err := client.State(ctx, id); err == nil {
+		t.pid = uint32(st.Pid)
+	}
+	if err := t.persist(); err != nil {
+		return nil, err
+	}
+	t.publish(ctx, "/tasks/create", &eventstypes.TaskCreate{
+		ContainerID: id, Bundle: t.dir, IO: &eventstypes.TaskIO{Stdin: opts.IO.Stdin, Stdout: opts.IO.Stdout, Stderr: opts.IO.Stderr, Terminal: opts.IO.Terminal}, Pid: t.pid,
+	})
+	return t, nil
+}
+
+func (t *Task) persist() error {
+	t.mu.Lock()
+	rec := taskRecord{
+		ID: t.id, Namespace: t.ns, SandboxID: t.sandboxID, Root: t.root, IO: t.io,
+		Status: t.status, Pid: t.pid, ExitStatus: t.exitStatus, ExitedAt: t.exitedAt, Flags: t.runsc.Flags,
+	}
+	t.mu.Unlock()
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(t.dir, ".task.json.tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(t.dir, "task.json"))
+}
+
+func (t *Task) publish(ctx context.Context, topic string, event any) {
+	ctx = namespaces.WithNamespace(context.WithoutCancel(ctx), t.ns)
+	if err := t.rt.sandboxes.Publisher().Publish(ctx, topic, event); err != nil {
+		log.G(ctx).WithError(err).WithField("container", t.id).Warnf("publish %s", topic)
+	}
+}
+
+// ID is the container id.
+func (t *Task) ID() string { return t.id }
+
+// Namespace is the containerd namespace.
+func (t *Task) Namespace() string { return t.ns }
+
+// PID is the host pid of the task's runsc sandbox process.
+func (t *Task) PID(context.Context) (uint32, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pid, nil
+}
+
+// State is the task's own state.
+func (t *Task) State(context.Context) (runtime.State, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return runtime.State{
+		Status: t.status, Pid: t.pid, ExitStatus: t.exitStatus, ExitedAt: t.exitedAt,
+		Stdin: t.io.Stdin, Stdout: t.io.Stdout, Stderr: t.io.Stderr, Terminal: t.io.Terminal,
+	}, nil
+}
+
+// Start starts the container's init process and watches for its exit.
+func (t *Task) Start(ctx context.Context) error {
+	t.mu.Lock()
+	if t.status != runtime.CreatedStatus {
+		st := t.status
+		t.mu.Unlock()
+		return fmt.Errorf("container %s is not created (status %d): %w", t.id, st, errdefs.ErrFailedPrecondition)
+	}
+	release := t.releaseIO
+	t.releaseIO = nil
+	t.mu.Unlock()
+	var startIO runc.IO
+	if release != nil {
+		startIO = t.stdio.files
+		defer release()
+	}
+	if err := t.runsc.Start(ctx, t.id, startIO); err != nil {
+		return fmt.Errorf("container %s: %w (%s)", t.id, err, t.runsc.DebugLogHint())
+	}
+	if st, err := t.runsc.State(ctx, t.id); err == nil {
+		t.mu.Lock()
+		t.pid = uint32(st.Pid)
+		t.mu.Unlock()
+	}
+	t.mu.Lock()
+	t.status = runtime.RunningStatus
+	t.mu.Unlock()
+	if err := t.persist(); err != nil {
+		log.G(ctx).WithError(err).WithField("container", t.id).Warn("persist task")
+	}
+	t.startMonitor()
+	t.publish(ctx, "/tasks/start", &eventstypes.TaskStart{ContainerID: t.id, Pid: t.pid})
+	return nil
+}
+
+// startMonitor waits for the init process's exit in this process, over
+// the sandbox's control socket.
+func (t *Task) startMonitor() {
+	ctx, cancel := context.WithCancel(t.rt.sandboxes.Context())
+	t.mu.Lock()
+	t.cancel = cancel
+	t.mu.Unlock()
+	go func() {
+		l := log.G(ctx).WithFields(log.Fields{"container": t.id, "sandbox": t.sandboxID})
+		for {
+			ws, err := t.runsc.WaitContainer(ctx, t.sandboxID, t.id)
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				t.markExited(ctx, runsc.ExitCode(ws))
+				return
+			}
+			if t.sandboxGone() {
+				t.markExited(ctx, exitUnknown)
+				return
+			}
+			l.WithError(err).Debug("wait for container failed; retrying")
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+}
+
+// sandboxGone reports whether the task's sandbox has exited.
+func (t *Task) sandboxGone() bool {
+	if t.sandboxExited != nil {
+		select {
+		case <-t.sandboxExited:
+			return true
+		default:
+			return false
+		}
+	}
+	st, err := t.runsc.State(context.Background(), t.sandboxID)
+	return err != nil || st.Status == "stopped"
+}
+
+// markExited records the init exit, once, and publishes it after the exits
+// of the task's execs.
+func (t *Task) markExited(ctx context.Context, status uint32) {
+	t.mu.Lock()
+	if t.status == runtime.StoppedStatus {
+		t.mu.Unlock()
+		return
+	}
+	t.status, t.exitStatus, t.exitedAt = runtime.StoppedStatus, status, time.Now()
+	execs := make([]*Exec, 0, len(t.execs))
+	for _, e := range t.execs {
+		execs = append(execs, e)
+	}
+	t.mu.Unlock()
+	for _, e := range execs {
+		e.markExited(ctx, exitUnknown)
+	}
+	if err := t.persist(); err != nil {
+		log.G(ctx).WithError(err).WithField("container", t.id).Warn("persist task")
+	}
+	close(t.exited)
+	t.stdio.closeStdin()
+	log.G(ctx).WithFields(log.Fields{"container": t.id, "exitStatus": status}).Info("container exited")
+	t.publish(ctx, "/tasks/exit", &eventstypes.TaskExit{
+		ContainerID: t.id, ID: t.id, Pid: t.pid, ExitStatus: status, ExitedAt: timestamppb.New(t.exitedAt),
+	})
+}
+
+// Wait blocks until the init process has exited.
+func (t *Task) Wait(ctx context.Context) (*runtime.Exit, error) {
+	select {
+	case <-t.exited:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return &runtime.Exit{Pid: t.pid, Status: t.exitStatus, Timestamp: t.exitedAt}, nil
+}
+
+// Kill signals the init process (or with all, every process).
+func (t *Task) Kill(ctx context.Context, signal uint32, all bool) error {
+	t.mu.Lock()
+	st := t.status
+	t.mu.Unlock()
+	if st == runtime.StoppedStatus {
+		return fmt.Errorf("container %s: process already finished: %w", t.id, errdefs.ErrNotFound)
+	}
+	if err := t.runsc.Kill(ctx, t.id, unix.Signal(signal), all); err != nil {
+		if errors.Is(err, runsc.ErrNotExist) {
+			return fmt.Errorf("container %s: %w", t.id, errdefs.ErrNotFound)
+		}
+		return err
+	}
+	return nil
+}
+
+// CloseIO delivers EOF to the init process's stdin.
+func (t *Task) CloseIO(context.Context) error {
+	t.stdio.closeStdin()
+	return nil
+}
+
+// ResizePty needs a TTY, which this runtime does not offer yet.
+func (t *Task) ResizePty(context.Context, runtime.ConsoleSize) error {
+	return fmt.Errorf("container %s has no TTY: %w", t.id, errdefs.ErrNotImplemented)
+}
+
+// Pause freezes the container.
+func (t *Task) Pause(ctx context.Context) error {
+	if err := t.runsc.Pause(ctx, t.id); err != nil {
+		return fmt.Errorf("pause %s: %w", t.id, err)
+	}
+	t.mu.Lock()
+	t.status = runtime.PausedStatus
+	t.mu.Unlock()
+	t.publish(ctx, "/tasks/paused", &eventstypes.TaskPaused{ContainerID: t.id})
+	return nil
+}
+
+// Resume thaws the container.
+func (t *Task) Resume(ctx context.Context) error {
+	if err := t.runsc.Resume(ctx, t.id); err != nil {
+		return fmt.Errorf("resume %s: %w", t.id, err)
+	}
+	t.mu.Lock()
+	if t.status == runtime.PausedStatus {
+		t.status = runtime.RunningStatus
+	}
+	t.mu.Unlock()
+	t.publish(ctx, "/tasks/resumed", &eventstypes.TaskResumed{ContainerID: t.id})
+	return nil
+}
+
+// Pids lists the container's processes (pids inside the sandbox).
+func (t *Task) Pids(ctx context.Context) ([]runtime.ProcessInfo, error) {
+	pids, err := t.runsc.Ps(ctx, t.id)
+	if err != nil {
+		return nil, fmt.Errorf("pids of %s: %w", t.id, err)
+	}
+	out := make([]runtime.ProcessInfo, 0, len(pids))
+	for _, p := range pids {
+		out = append(out, runtime.ProcessInfo{Pid: uint32(p)})
+	}
+	return out, nil
+}
+
+// Checkpoint is not offered.
+func (t *Task) Checkpoint(context.Context, string, *types.Any) error {
+	return fmt.Errorf("checkpoint of runsc containers: %w", errdefs.ErrNotImplemented)
+}
+
+// Update applies new resources.
+func (t *Task) Update(ctx context.Context, resources *types.Any, _ map[string]string) error {
+	if resources == nil {
+		return nil
+	}
+	var res specs.LinuxResources
+	if err := typeurl.UnmarshalTo(resources, &res); err != nil {
+		return fmt.Errorf("update %s: %w", t.id, err)
+	}
+	if err := t.runsc.Update(ctx, t.id, &res); err != nil {
+		return fmt.Errorf("update %s: %w", t.id, err)
+	}
+	return nil
+}
+
+// Stats returns the container's stats as cgroups v1 metrics.
+func (t *Task) Stats(ctx context.Context) (*types.Any, error) {
+	st, err := t.runsc.Stats(ctx, t.id)
+	if err != nil {
+		return nil, fmt.Errorf("stats of %s: %w", t.id, err)
+	}
+	return typeurl.MarshalAnyToProto(toMetrics(st))
+}
+
+// delete removes a stopped or never-started container.
+func (t *Task) delete(ctx context.Context) (*runtime.Exit, error) {
+	t.mu.Lock()
+	st := t.status
+	t.mu.Unlock()
+	if st == runtime.RunningStatus || st == runtime.PausedStatus {
+		return nil, fmt.Errorf("container %s is running: %w", t.id, errdefs.ErrFailedPrecondition)
+	}
+	if err := t.runsc.Delete(ctx, t.id); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	if t.cancel != nil {
+		t.cancel()
+	}
+	if t.releaseIO != nil {
+		t.releaseIO()
+		t.releaseIO = nil
+	}
+	t.mu.Unlock()
+	t.stdio.closeStdin()
+	if err := mount.UnmountAll(filepath.Join(t.dir, "rootfs"), unix.MNT_DETACH); err != nil {
+		return nil, fmt.Errorf("container %s: unmount rootfs: %w", t.id, err)
+	}
+	if err := os.RemoveAll(t.dir); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	exit := &runtime.Exit{Pid: t.pid, Status: t.exitStatus, Timestamp: t.exitedAt}
+	t.status = runtime.DeletedStatus
+	t.mu.Unlock()
+	t.publish(ctx, "/tasks/delete", &eventstypes.TaskDelete{
+		ContainerID: t.id, ID: t.id, Pid: exit.Pid, ExitStatus: exit.Status, ExitedAt: timestamppb.New(exit.Timestamp),
+	})
+	log.G(ctx).WithField("container", t.id).Info("runsc task deleted")
+	return exit, nil
+}
