@@ -86,14 +86,11 @@ func (e *Exec) State(context.Context) (runtime.State, error) {
 // Start runs the process with runsc exec and watches for its exit.
 func (e *Exec) Start(ctx context.Context) error {
 	t := e.task
-	if err := os.MkdirAll(e.dir, 0o700); err != nil {
-		return err
-	}
 	sio, release, err := openIO(ctx, e.io)
 	if err != nil {
 		return fmt.Errorf("exec %s in %s: %w", e.id, t.id, err)
 	}
-	pid, err := t.runsc.Exec(ctx, t.id, e.spec, sio.files, e.dir)
+	pid, err := t.runsc.Exec(ctx, t.sandboxID, t.id, e.spec, sio.files)
 	release()
 	if err != nil {
 		sio.closeStdin()

@@ -55,7 +55,7 @@ func (r *Runtime) get(ctx context.Context, id string) (*Task, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t, ok := r.tasks[key(ns, id)]
-	if !ok {
+	if !ok || t.creating {
 		return nil, fmt.Errorf("runsc task %s: %w", id, errdefs.ErrNotFound)
 	}
 	return t, nil
@@ -78,7 +78,7 @@ func (r *Runtime) Tasks(ctx context.Context, all bool) ([]runtime.Task, error) {
 	defer r.mu.Unlock()
 	var out []runtime.Task
 	for _, t := range r.tasks {
-		if all || t.ns == ns {
+		if !t.creating && (all || t.ns == ns) {
 			out = append(out, t)
 		}
 	}
@@ -96,7 +96,8 @@ func (r *Runtime) Create(ctx context.Context, id string, opts runtime.CreateOpts
 		r.mu.Unlock()
 		return nil, fmt.Errorf("runsc task %s: %w", id, errdefs.ErrAlreadyExists)
 	}
-	// Reserve the id while runsc works; a nil entry is "being created".
+	// Reserve the id while runsc works; the placeholder is invisible to
+	// Get and Tasks.
 	placeholder := &Task{id: id, ns: ns, creating: true}
 	r.tasks[key(ns, id)] = placeholder
 	r.mu.Unlock()
@@ -121,9 +122,6 @@ func (r *Runtime) Delete(ctx context.Context, id string) (*runtime.Exit, error) 
 	t, err := r.get(ctx, id)
 	if err != nil {
 		return nil, err
-	}
-	if t.creating {
-		return nil, fmt.Errorf("runsc task %s is being created: %w", id, errdefs.ErrFailedPrecondition)
 	}
 	exit, err := t.delete(ctx)
 	if err != nil {

@@ -37,6 +37,7 @@ type Task struct {
 	id, ns    string
 	sandboxID string // the runsc sandbox; equal to id for a root container
 	root      bool   // the container is its sandbox's root container
+	private   bool   // the sandbox exists for this container only
 	dir       string // bundle and record
 	creating  bool   // placeholder while Create runs
 	io        runtime.IO
@@ -66,6 +67,7 @@ type taskRecord struct {
 	Namespace  string         `json:"namespace"`
 	SandboxID  string         `json:"sandboxId"`
 	Root       bool           `json:"root"`
+	Private    bool           `json:"private,omitempty"`
 	IO         runtime.IO     `json:"io"`
 	Status     runtime.Status `json:"status"`
 	Pid        uint32         `json:"pid"`
@@ -108,17 +110,22 @@ func (r *Runtime) placement(id string, opts runtime.CreateOpts, spec *specs.Spec
 		}
 		return sbID, false, parent.runsc, parent.exited, nil
 	}
-	// A root container: a standalone container (ctr run) or a pause
-	// container created through the podsandbox controller. It is its own
-	// sandbox.
-	flags := map[string]string{}
-	if ns := netns(spec); ns == nil {
-		flags["network"] = "host"
-	} else if ns.Path == "" {
-		flags["network"] = "none"
+	if ctype == "sandbox" {
+		// A pause container created through the podsandbox controller
+		// (a gVisor-shim style handler): it is the sandbox's root.
+		flags := map[string]string{}
+		if ns := netns(spec); ns == nil {
+			flags["network"] = "host"
+		} else if ns.Path == "" {
+			flags["network"] = "none"
+		}
+		return id, true, r.sandboxes.Runsc().For(flags), nil, nil
 	}
-	return id, true, r.sandboxes.Runsc().For(flags), nil, nil
+	return "", false, nil, nil, nil // standalone: see createTask
 }
+
+// privateSandboxID names a standalone container's own sandbox.
+func privateSandboxID(id string) string { return "shimless-" + id }
 
 func netns(spec *specs.Spec) *specs.LinuxNamespace {
 	if spec.Linux == nil {
@@ -141,8 +148,36 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 	if err != nil {
 		return nil, err
 	}
+	private := false
+	if client == nil {
+		// A standalone container gets a private sandbox of its own and joins
+		// it like a pod's container: its exit stays observable (a root
+		// container takes its sandbox down with it).
+		sandboxID, private = privateSandboxID(id), true
+		ns := netns(&spec)
+		path := ""
+		if ns != nil {
+			path = ns.Path
+		}
+		if err := r.sandboxes.RunPrivate(ctx, sandboxID, path, ns == nil); err != nil {
+			return nil, fmt.Errorf("container %s: private sandbox: %w", id, err)
+		}
+		defer func() {
+			if retErr != nil {
+				_ = r.sandboxes.Shutdown(context.WithoutCancel(ctx), sandboxID)
+			}
+		}()
+		if client, sbExited, err = r.sandboxes.RunscFor(sandboxID); err != nil {
+			return nil, err
+		}
+		if spec.Annotations == nil {
+			spec.Annotations = map[string]string{}
+		}
+		spec.Annotations[annotationContainerType] = "container"
+		spec.Annotations[annotationSandboxID] = sandboxID
+	}
 	t := &Task{
-		rt: r, id: id, ns: ns, sandboxID: sandboxID, root: root, dir: r.taskDir(ns, id),
+		rt: r, id: id, ns: ns, sandboxID: sandboxID, root: root, private: private, dir: r.taskDir(ns, id),
 		io: opts.IO, runsc: client, sandboxExited: sbExited, status: runtime.CreatedStatus,
 		exited: make(chan struct{}), execs: map[string]*Exec{},
 	}
@@ -218,7 +253,7 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 func (t *Task) persist() error {
 	t.mu.Lock()
 	rec := taskRecord{
-		ID: t.id, Namespace: t.ns, SandboxID: t.sandboxID, Root: t.root, IO: t.io,
+		ID: t.id, Namespace: t.ns, SandboxID: t.sandboxID, Root: t.root, Private: t.private, IO: t.io,
 		Status: t.status, Pid: t.pid, ExitStatus: t.exitStatus, ExitedAt: t.exitedAt, Flags: t.runsc.Flags,
 	}
 	t.mu.Unlock()
@@ -506,6 +541,11 @@ func (t *Task) delete(ctx context.Context) (*runtime.Exit, error) {
 	}
 	if err := os.RemoveAll(t.dir); err != nil {
 		return nil, err
+	}
+	if t.private {
+		if err := t.rt.sandboxes.Shutdown(ctx, t.sandboxID); err != nil && !errdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("container %s: private sandbox: %w", t.id, err)
+		}
 	}
 	t.mu.Lock()
 	exit := &runtime.Exit{Pid: t.pid, Status: t.exitStatus, Timestamp: t.exitedAt}

@@ -28,15 +28,44 @@ var _ sandbox.Controller = (*Controller)(nil)
 
 // Create prepares a sandbox: its spec, bundle, CRI files and record. No
 // runsc process runs until Start.
-func (c *Controller) Create(ctx context.Context, info sandbox.Sandbox, opts ...sandbox.CreateOpt) (retErr error) {
-	id := info.ID
-	l := c.logger(ctx, id)
+func (c *Controller) Create(ctx context.Context, info sandbox.Sandbox, opts ...sandbox.CreateOpt) error {
 	var co sandbox.CreateOptions
 	for _, o := range opts {
 		if err := o(&co); err != nil {
-			return fmt.Errorf("sandbox %s: %w", id, err)
+			return fmt.Errorf("sandbox %s: %w", info.ID, err)
 		}
 	}
+	return c.create(ctx, info, co, false)
+}
+
+// RunPrivate creates and starts a sandbox for one standalone container
+// (one with no pod, e.g. `ctr run --runtime io.containerd.runsc.v1`). The
+// container then joins it like a pod's container, so its exit is observed
+// the same way. netnsPath "" with hostNetwork false means no network.
+func (c *Controller) RunPrivate(ctx context.Context, id, netnsPath string, hostNetwork bool) error {
+	cfg := &runtimeapi.PodSandboxConfig{Hostname: id, Linux: &runtimeapi.LinuxPodSandboxConfig{}}
+	if hostNetwork {
+		cfg.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
+		}
+	}
+	co := sandbox.CreateOptions{NetNSPath: netnsPath}
+	var err error
+	if co.Options, err = typeurl.MarshalAny(cfg); err != nil {
+		return err
+	}
+	if err := c.create(ctx, sandbox.Sandbox{ID: id}, co, !hostNetwork && netnsPath == ""); err != nil {
+		return err
+	}
+	if _, err := c.Start(ctx, id); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (c *Controller) create(ctx context.Context, info sandbox.Sandbox, co sandbox.CreateOptions, noNetwork bool) (retErr error) {
+	id := info.ID
+	l := c.logger(ctx, id)
 	cfg := &runtimeapi.PodSandboxConfig{}
 	if co.Options != nil {
 		if err := typeurl.UnmarshalTo(co.Options, cfg); err != nil {
@@ -52,7 +81,7 @@ func (c *Controller) Create(ctx context.Context, info sandbox.Sandbox, opts ...s
 		hostname = h
 	}
 	ns := namespaceOf(ctx)
-	res, err := buildSpec(specInput{ID: id, Namespace: ns, Config: cfg, NetNSPath: co.NetNSPath, Rootfs: c.rootfs, Hostname: hostname})
+	res, err := buildSpec(specInput{ID: id, Namespace: ns, Config: cfg, NetNSPath: co.NetNSPath, Rootfs: c.rootfs, Hostname: hostname, NoNetwork: noNetwork})
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInvalidArgument)
 	}

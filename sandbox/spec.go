@@ -38,6 +38,9 @@ type specInput struct {
 	NetNSPath string
 	Rootfs    string
 	Hostname  string // resolved hostname (config's, or the host's for host-network pods)
+	// NoNetwork gives the sandbox no network at all (runsc --network=none):
+	// standalone containers created without a network namespace.
+	NoNetwork bool
 }
 
 // specResult is the spec plus the runsc flags this sandbox needs.
@@ -119,9 +122,12 @@ func buildSpec(in specInput) (*specResult, error) {
 		{Type: specs.UTSNamespace},
 		{Type: specs.MountNamespace},
 	}
-	if res.HostNetwork {
+	switch {
+	case res.HostNetwork:
 		res.Flags["network"] = "host"
-	} else {
+	case in.NoNetwork:
+		res.Flags["network"] = "none"
+	default:
 		if in.NetNSPath == "" {
 			return nil, fmt.Errorf("pod needs a network namespace but none was given")
 		}

@@ -16,7 +16,10 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/control/client"
+	"gvisor.dev/gvisor/pkg/sentry/control"
+	"gvisor.dev/gvisor/pkg/sentry/kernel/auth"
 	"gvisor.dev/gvisor/pkg/shim/v1/runsccmd"
+	"gvisor.dev/gvisor/runsc/specutils"
 )
 
 // Deadlines of runsc invocations. Create/start boot a sandbox; everything
@@ -168,17 +171,24 @@ func (c *Client) WaitContainer(ctx context.Context, sandboxID, cid string) (unix
 // call makes one blocking control RPC to a sandbox, returning a wait
 // status. Cancelling ctx ends it.
 func (c *Client) call(ctx context.Context, sandboxID, method string, arg any) (unix.WaitStatus, error) {
+	var ws unix.WaitStatus
+	err := c.rpc(ctx, sandboxID, method, arg, &ws)
+	return ws, err
+}
+
+// rpc makes one control RPC to a sandbox. Cancelling ctx ends it.
+func (c *Client) rpc(ctx context.Context, sandboxID, method string, arg, result any) error {
 	path := c.ControlSocket(sandboxID)
 	// Socket paths longer than sun_path are reached through /proc, as
 	// runsc itself does.
 	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return 0, fmt.Errorf("control socket of sandbox %s: %w", sandboxID, err)
+		return fmt.Errorf("control socket of sandbox %s: %w", sandboxID, err)
 	}
 	conn, err := client.ConnectTo(fmt.Sprintf("/proc/self/fd/%d", fd))
 	unix.Close(fd)
 	if err != nil {
-		return 0, fmt.Errorf("connect to sandbox %s: %w", sandboxID, err)
+		return fmt.Errorf("connect to sandbox %s: %w", sandboxID, err)
 	}
 	done := make(chan struct{})
 	defer close(done)
@@ -189,16 +199,15 @@ func (c *Client) call(ctx context.Context, sandboxID, method string, arg any) (u
 		case <-done:
 		}
 	}()
-	var ws unix.WaitStatus
-	if err := conn.Call(method, arg, &ws); err != nil {
+	if err := conn.Call(method, arg, result); err != nil {
 		conn.Close()
 		if ctx.Err() != nil {
-			return 0, ctx.Err()
+			return ctx.Err()
 		}
-		return 0, fmt.Errorf("%s in sandbox %s: %w", method, sandboxID, err)
+		return fmt.Errorf("%s in sandbox %s: %w", method, sandboxID, err)
 	}
 	conn.Close()
-	return ws, nil
+	return nil
 }
 
 // ExitCode converts a wait status to the exit code containerd reports:
@@ -274,25 +283,53 @@ func (c *Client) CreateContainer(ctx context.Context, id, bundle string, stdio I
 	return nil
 }
 
-// Exec starts a process in a running container, detached, and returns its
-// pid inside the sandbox (for WaitPID and kill --pid).
-func (c *Client) Exec(ctx context.Context, id string, proc specs.Process, stdio IO, pidDir string) (int, error) {
+// containerManagerExecuteAsync is runsc's control RPC that starts a
+// process in a container and returns its pid (runsc/boot.ContMgrExecuteAsync).
+const containerManagerExecuteAsync = "containerManager.ExecuteAsync"
+
+// Exec starts a process in a running container of sandbox sandboxID over
+// the control socket and returns its pid inside the sandbox. This is what
+// `runsc exec` does, minus the helper process: `runsc exec --detach` leaves
+// a child behind that waits for the process and consumes its exit status.
+func (c *Client) Exec(ctx context.Context, sandboxID, cid string, proc specs.Process, stdio IO) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, CreateTimeout)
 	defer cancel()
-	internal := filepath.Join(pidDir, "internal.pid")
-	opts := &runsccmd.ExecOpts{IO: stdio, Detach: true, PidFile: filepath.Join(pidDir, "host.pid"), InternalPidFile: internal}
-	if err := c.cmd().Exec(ctx, id, proc, opts); err != nil {
-		return 0, fmt.Errorf("runsc exec in %s: %w", id, err)
-	}
-	data, err := os.ReadFile(internal)
+	caps, err := specutils.Capabilities(c.Flags["net-raw"] == "true", proc.Capabilities)
 	if err != nil {
-		return 0, fmt.Errorf("runsc exec in %s: internal pid: %w", id, err)
+		return 0, fmt.Errorf("exec in %s: capabilities: %w", cid, err)
 	}
-	var pid int
-	if _, err := fmt.Sscan(strings.TrimSpace(string(data)), &pid); err != nil {
-		return 0, fmt.Errorf("runsc exec in %s: internal pid %q: %w", id, data, err)
+	extra := make([]auth.KGID, 0, len(proc.User.AdditionalGids))
+	for _, g := range proc.User.AdditionalGids {
+		extra = append(extra, auth.KGID(g))
 	}
-	return pid, nil
+	in := stdio.In
+	if in == nil {
+		devnull, err := os.Open(os.DevNull)
+		if err != nil {
+			return 0, err
+		}
+		defer devnull.Close()
+		in = devnull
+	}
+	args := &control.ExecArgs{
+		Argv:             proc.Args,
+		Envv:             proc.Env,
+		WorkingDirectory: proc.Cwd,
+		KUID:             auth.KUID(proc.User.UID),
+		KGID:             auth.KGID(proc.User.GID),
+		ExtraKGIDs:       extra,
+		Capabilities:     caps,
+		StdioIsPty:       proc.Terminal,
+		NoNewPrivileges:  proc.NoNewPrivileges,
+		SupportTTYs:      true,
+		ContainerID:      cid,
+		FilePayload:      control.NewFilePayload(map[int]*os.File{0: in, 1: stdio.Out, 2: stdio.Err}, nil),
+	}
+	var pid int32
+	if err := c.rpc(ctx, sandboxID, containerManagerExecuteAsync, args, &pid); err != nil {
+		return 0, fmt.Errorf("exec in %s: %w", cid, err)
+	}
+	return int(pid), nil
 }
 
 // KillPid signals one process (by its pid inside the sandbox) of a
