@@ -4,6 +4,8 @@ package integration
 
 import (
 	"context"
+	"errors"
+	"os/exec"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -352,4 +354,8 @@ func TestRunscUserNamespacePod(t *testing.T) {
 	}
 	stopAndRemove(t, d, id)
 	noLeaks(t, d)
+}
+
+func asExitError(err error, target **exec.ExitError) bool {
+	return errors.As(err, target)
 }

@@ -1,0 +1,187 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/shimless/shimless/integration/harness"
+)
+
+func containerState(t *testing.T, d *harness.Daemon, id string) *runtimeapi.ContainerStatus {
+	t.Helper()
+	resp, err := d.Runtime.ContainerStatus(context.Background(), &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		t.Fatalf("ContainerStatus(%s): %v", id, err)
+	}
+	return resp.Status
+}
+
+// TestRunscMultiContainerPod: two containers and the sandbox, each with its
+// own state: one exits 3, the other keeps running, the pod stays READY;
+// each container's log is its own.
+func TestRunscMultiContainerPod(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	pod := d.PodConfig("runsc-multi")
+	podID := d.RunPod(pod, "runsc")
+	quitter := harness.ContainerConfig("quitter", "sh", "-c", "echo quitting; exit 3")
+	runner := harness.ContainerConfig("runner", "sh", "-c", "echo running; exec sleep 3600")
+	qID := d.StartContainer(podID, pod, quitter)
+	rID := d.StartContainer(podID, pod, runner)
+
+	st := d.WaitExited(qID, 30*time.Second)
+	if st.ExitCode != 3 {
+		t.Errorf("quitter exit code %d, want 3", st.ExitCode)
+	}
+	if s := containerState(t, d, rID); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("runner is %s, want RUNNING", s.State)
+	}
+	if s := podState(t, d, podID).Status.State; s != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Errorf("pod is %s, want READY", s)
+	}
+	d.Eventually(10*time.Second, func() error {
+		for cfg, want := range map[*runtimeapi.ContainerConfig]string{quitter: "stdout quitting", runner: "stdout running"} {
+			lines, err := d.ContainerLog(pod, cfg)
+			if err != nil {
+				return err
+			}
+			if len(lines) != 1 || lines[0] != want {
+				return fmt.Errorf("%s log %q, want exactly %q", cfg.Metadata.Name, lines, want)
+			}
+		}
+		return nil
+	})
+
+	// Stopping the running container reports SIGKILL's 137 after the grace
+	// period is ignored by sleep... sleep dies on SIGTERM: exit 143.
+	ctx := context.Background()
+	if _, err := d.Runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: rID, Timeout: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.WaitExited(rID, 10*time.Second).ExitCode; code != 143 && code != 137 {
+		t.Errorf("runner exit code %d after stop, want 143 or 137", code)
+	}
+	stopAndRemove(t, d, podID)
+	noLeaks(t, d)
+}
+
+// TestRunscExecAndStats: ExecSync returns the process's output and exit
+// code; container stats are not zero.
+func TestRunscExecAndStats(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	pod := d.PodConfig("runsc-exec")
+	podID := d.RunPod(pod, "runsc")
+	id := d.StartContainer(podID, pod, harness.ContainerConfig("busy", "sh", "-c", "i=0; while true; do i=$((i+1)); sleep 0.1; done"))
+	ctx := context.Background()
+	resp, err := d.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "echo out; echo err >&2; exit 5"}, Timeout: 30})
+	if err != nil {
+		t.Fatalf("ExecSync: %v", err)
+	}
+	if resp.ExitCode != 5 || strings.TrimSpace(string(resp.Stdout)) != "out" || strings.TrimSpace(string(resp.Stderr)) != "err" {
+		t.Errorf("ExecSync = code %d, stdout %q, stderr %q; want 5, out, err", resp.ExitCode, resp.Stdout, resp.Stderr)
+	}
+	// The exec's exit is its own: the container still runs.
+	if s := containerState(t, d, id); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("container is %s after exec, want RUNNING", s.State)
+	}
+	d.Eventually(15*time.Second, func() error {
+		st, err := d.Runtime.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: id})
+		if err != nil {
+			return err
+		}
+		if st.Stats.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 || st.Stats.GetMemory().GetWorkingSetBytes().GetValue() == 0 {
+			return fmt.Errorf("container stats are zero: cpu %v memory %v", st.Stats.GetCpu(), st.Stats.GetMemory())
+		}
+		return nil
+	})
+	stopAndRemove(t, d, podID)
+	noLeaks(t, d)
+}
+
+// TestCtrRunRunsc: `ctr run --rm --runtime io.containerd.runsc.v1` runs a
+// standalone container in its own sandbox, prints its output and returns
+// its exit code.
+func TestCtrRunRunsc(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	out, err := d.Ctr("run", "--rm", "--runtime", "io.containerd.runsc.v1", harness.Busybox, "ctr-runsc-"+filepath.Base(d.Dir),
+		"sh", "-c", "echo hello from ctr; exit 4")
+	if !strings.Contains(out, "hello from ctr") {
+		t.Errorf("output %q lacks the container's line", out)
+	}
+	var ee *exec.ExitError
+	if err == nil || !asExitError(err, &ee) || ee.ExitCode() != 4 {
+		t.Errorf("ctr run returned %v, want exit code 4", err)
+	}
+	noLeaks(t, d)
+}
+
+// TestRunscContainerSurvivesKill9: containerd is killed with SIGKILL while
+// a container writes a counter to stdout; after restart the container
+// still runs, no line is lost, and an exit during the downtime is
+// reported.
+func TestRunscContainerSurvivesKill9(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	pod := d.PodConfig("runsc-k9")
+	podID := d.RunPod(pod, "runsc")
+	counter := harness.ContainerConfig("counter", "sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done")
+	shortLived := harness.ContainerConfig("short", "sh", "-c", "sleep 2; exit 6")
+	cID := d.StartContainer(podID, pod, counter)
+	sID := d.StartContainer(podID, pod, shortLived)
+	time.Sleep(time.Second)
+	d.Kill9()
+	time.Sleep(3 * time.Second) // "short" exits while containerd is down
+	d.Restart()
+	if s := containerState(t, d, cID); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("counter is %s after restart, want RUNNING", s.State)
+	}
+	if s := podState(t, d, podID).Status.State; s != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Errorf("pod is %s after restart", s)
+	}
+	if code := d.WaitExited(sID, 10*time.Second).ExitCode; code != 6 {
+		t.Errorf("container that exited during downtime reports %d, want 6", code)
+	}
+	time.Sleep(time.Second)
+	ctx := context.Background()
+	if _, err := d.Runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: cID, Timeout: 1}); err != nil {
+		t.Fatal(err)
+	}
+	d.WaitExited(cID, 10*time.Second)
+	var lines []string
+	d.Eventually(10*time.Second, func() error {
+		var err error
+		lines, err = d.ContainerLog(pod, counter)
+		return err
+	})
+	var nums []int
+	for _, l := range lines {
+		n, err := strconv.Atoi(strings.TrimPrefix(l, "stdout "))
+		if err != nil {
+			t.Fatalf("bad log line %q", l)
+		}
+		nums = append(nums, n)
+	}
+	if len(nums) < 40 {
+		t.Fatalf("only %d lines logged", len(nums))
+	}
+	for i, n := range nums {
+		if n != i+1 {
+			t.Fatalf("log lost or reordered lines around %d: %v", i+1, nums[max(0, i-3):min(len(nums), i+3)])
+		}
+	}
+	if !slices.IsSorted(nums) {
+		t.Errorf("log out of order")
+	}
+	t.Logf("%d counter lines, none lost across kill -9", len(nums))
+	stopAndRemove(t, d, podID)
+	noLeaks(t, d)
+}
