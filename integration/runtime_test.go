@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -183,5 +184,66 @@ func TestRunscContainerSurvivesKill9(t *testing.T) {
 	}
 	t.Logf("%d counter lines, none lost across kill -9", len(nums))
 	stopAndRemove(t, d, podID)
+	noLeaks(t, d)
+}
+
+// TestRunscUserNamespaceContainerLogs: a hostUsers:false pod on the runsc
+// handler starts a container and its logs work. CRI hands runc's task
+// option type (IoUid/IoGid) for such pods to every runtime; the router
+// gives runsc the owner as data instead.
+func TestRunscUserNamespaceContainerLogs(t *testing.T) {
+	d := harness.Start(t, harness.Options{ShimlessConfig: os.Getenv("SHIMLESS_TEST_PLUGIN_CONFIG")})
+	pod := d.PodConfig("runsc-userns-logs")
+	mapping := []*runtimeapi.IDMapping{{HostId: 65536 * 6, ContainerId: 0, Length: 65536}}
+	pod.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtimeapi.NamespaceOption{
+			UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: mapping, Gids: mapping},
+		},
+	}
+	podID := d.RunPod(pod, "runsc")
+	c := harness.ContainerConfig("userns", "sh", "-c", "echo uid=$(id -u)")
+	c.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{
+		NamespaceOptions: pod.Linux.SecurityContext.NamespaceOptions,
+	}
+	id := d.StartContainer(podID, pod, c)
+	if code := d.WaitExited(id, 30*time.Second).ExitCode; code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+	d.Eventually(10*time.Second, func() error {
+		lines, err := d.ContainerLog(pod, c)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(lines, "stdout uid=0") {
+			return fmt.Errorf("log %q lacks uid=0", lines)
+		}
+		return nil
+	})
+	stopAndRemove(t, d, podID)
+	noLeaks(t, d)
+}
+
+// TestRunscFailedStartDoesNotBlockPodStop: a container whose start fails
+// (its binary does not exist) never blocks stopping and removing its pod.
+func TestRunscFailedStartDoesNotBlockPodStop(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	pod := d.PodConfig("runsc-badstart")
+	podID := d.RunPod(pod, "runsc")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := harness.ContainerConfig("missing", "/no/such/binary")
+	resp, err := d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: c, SandboxConfig: pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Track(resp.ContainerId)
+	if _, err := d.Runtime.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: resp.ContainerId}); err == nil {
+		t.Fatal("a container with a missing binary started")
+	} else if !strings.Contains(err.Error(), "/no/such/binary") && !strings.Contains(err.Error(), "debug") {
+		t.Errorf("start error says nothing useful: %v", err)
+	}
+	begin := time.Now()
+	stopAndRemove(t, d, podID)
+	t.Logf("pod with a failed container stopped and removed in %v", time.Since(begin))
 	noLeaks(t, d)
 }

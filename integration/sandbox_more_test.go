@@ -5,9 +5,9 @@ package integration
 import (
 	"context"
 	"errors"
-	"os/exec"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"

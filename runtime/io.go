@@ -108,3 +108,17 @@ func (s *stdio) closeStdin() {
 		s.stdinFifo.Close()
 	})
 }
+
+// chownIO gives a process's stdio FIFOs and files to owner, as runc's shim
+// does with IoUid/IoGid for user-namespaced pods.
+func chownIO(pio runtime.IO, owner IOOwner) error {
+	for _, p := range []string{pio.Stdin, pio.Stdout, pio.Stderr} {
+		if p == "" {
+			continue
+		}
+		if err := os.Chown(p, int(owner.UID), int(owner.GID)); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("set owner of %s to %d:%d: %w", p, owner.UID, owner.GID, err)
+		}
+	}
+	return nil
+}

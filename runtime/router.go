@@ -5,10 +5,13 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	apitypes "github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/core/runtime"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
 )
 
 // RunscRuntimeType is the runtime_type of gVisor handlers; containers
@@ -57,11 +60,55 @@ func (r *Router) isRunsc(opts runtime.CreateOpts) bool {
 }
 
 // Create routes by the container's sandbox and runtime name.
+//
+// runc's task option type (containerd.runc.v1.Options, which CRI fills with
+// IoUid/IoGid for user-namespaced pods for every runtime) reaches only
+// runc. The runsc runtime gets the IO owner as plain data; any other
+// runtime gets no runc-typed task options at all (they would fail with
+// `unsupported option type "containerd.runc.v1.Options"`).
 func (r *Router) Create(ctx context.Context, taskID string, opts runtime.CreateOpts) (runtime.Task, error) {
+	runcOpts, err := runcTaskOptions(opts.TaskOptions)
+	if err != nil {
+		return nil, err
+	}
 	if r.isRunsc(opts) {
+		var owner *IOOwner
+		if runcOpts != nil {
+			if runcOpts.IoUid != 0 || runcOpts.IoGid != 0 {
+				owner = &IOOwner{UID: runcOpts.IoUid, GID: runcOpts.IoGid}
+			}
+			opts.TaskOptions = nil
+		}
+		if rt, ok := r.runsc.(*Runtime); ok {
+			return rt.CreateOwned(ctx, taskID, opts, owner)
+		}
 		return r.runsc.Create(ctx, taskID, opts)
 	}
+	if runcOpts != nil && !isRuncRuntime(opts.Runtime) {
+		opts.TaskOptions = nil
+	}
 	return r.stock.Create(ctx, taskID, opts)
+}
+
+// runcTaskOptions decodes task options of runc's type; nil for none or
+// another type.
+func runcTaskOptions(a typeurl.Any) (*options.Options, error) {
+	if a == nil || a.GetTypeUrl() == "" {
+		return nil, nil
+	}
+	if !typeurl.Is(a, &options.Options{}) {
+		return nil, nil
+	}
+	var o options.Options
+	if err := typeurl.UnmarshalTo(a, &o); err != nil {
+		return nil, fmt.Errorf("task options: %w", err)
+	}
+	return &o, nil
+}
+
+// isRuncRuntime reports whether a runtime name is containerd's runc shim.
+func isRuncRuntime(name string) bool {
+	return strings.HasPrefix(name, "io.containerd.runc.") || strings.HasSuffix(name, "containerd-shim-runc-v2")
 }
 
 // Get asks the runsc runtime first, then the stock one.

@@ -13,6 +13,8 @@ import (
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
+	"github.com/containerd/typeurl/v2"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
 
 	"github.com/shimless/shimless/sandbox"
 )
@@ -27,6 +29,10 @@ type Runtime struct {
 
 	mu    sync.Mutex // guards tasks; never held across runsc calls
 	tasks map[string]*Task
+
+	featuresOnce sync.Once
+	features     *features.Features
+	featuresErr  error
 }
 
 var _ runtime.PlatformRuntime = (*Runtime)(nil)
@@ -85,8 +91,20 @@ func (r *Runtime) Tasks(ctx context.Context, all bool) ([]runtime.Task, error) {
 	return out, nil
 }
 
+// IOOwner is who must own a container's stdio: the host uid/gid that the
+// container's root maps to in a user-namespaced pod. CRI sends it as runc's
+// task options; the Router hands it here as plain data.
+type IOOwner struct {
+	UID, GID uint32
+}
+
 // Create creates a container task in its runsc sandbox.
 func (r *Runtime) Create(ctx context.Context, id string, opts runtime.CreateOpts) (runtime.Task, error) {
+	return r.CreateOwned(ctx, id, opts, nil)
+}
+
+// CreateOwned is Create with the stdio owner of a user-namespaced pod.
+func (r *Runtime) CreateOwned(ctx context.Context, id string, opts runtime.CreateOpts, owner *IOOwner) (runtime.Task, error) {
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
 		return nil, err
@@ -102,7 +120,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts runtime.CreateOpts
 	r.tasks[key(ns, id)] = placeholder
 	r.mu.Unlock()
 
-	t, err := r.createTask(ctx, ns, id, opts)
+	t, err := r.createTask(ctx, ns, id, opts, owner)
 	r.mu.Lock()
 	if err != nil {
 		delete(r.tasks, key(ns, id))
@@ -138,7 +156,22 @@ func (r *Runtime) taskDir(ns, id string) string {
 	return filepath.Join(r.dir, ns, id)
 }
 
-// PluginInfo describes the runsc runtime for CRI's handler feature probe.
+// PluginInfo describes the runsc runtime for CRI's handler feature probe
+// with the features runsc itself advertises (`runsc features`).
 func (r *Runtime) PluginInfo(ctx context.Context, request any) (any, error) {
-	return &apitypes.RuntimeInfo{Name: RunscRuntimeType}, nil
+	r.featuresOnce.Do(func() {
+		r.features, r.featuresErr = r.sandboxes.Runsc().Features(ctx)
+	})
+	if r.featuresErr != nil {
+		return nil, r.featuresErr
+	}
+	f, err := typeurl.MarshalAnyToProto(r.features)
+	if err != nil {
+		return nil, err
+	}
+	return &apitypes.RuntimeInfo{
+		Name:     RunscRuntimeType,
+		Version:  &apitypes.RuntimeVersion{Version: r.sandboxes.RunscVersion()},
+		Features: f,
+	}, nil
 }

@@ -124,6 +124,22 @@ func (r *Runtime) placement(id string, opts runtime.CreateOpts, spec *specs.Spec
 	return "", false, nil, nil, nil // standalone: see createTask
 }
 
+// userNamespaceByMappings drops the path of a user namespace that comes
+// with uid/gid mappings: CRI points containers of user-namespaced pods at
+// the pod's pinned namespace, which runsc's gofer cannot join ("error
+// setting namespace of type user ... invalid argument"); runsc creates an
+// equivalent one from the mappings.
+func userNamespaceByMappings(spec *specs.Spec) {
+	if spec.Linux == nil || len(spec.Linux.UIDMappings) == 0 {
+		return
+	}
+	for i, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.UserNamespace {
+			spec.Linux.Namespaces[i].Path = ""
+		}
+	}
+}
+
 // privateSandboxID names a standalone container's own sandbox.
 func privateSandboxID(id string) string { return "shimless-" + id }
 
@@ -139,7 +155,7 @@ func netns(spec *specs.Spec) *specs.LinuxNamespace {
 	return nil
 }
 
-func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.CreateOpts) (_ *Task, retErr error) {
+func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.CreateOpts, owner *IOOwner) (_ *Task, retErr error) {
 	var spec specs.Spec
 	if err := typeurl.UnmarshalTo(opts.Spec, &spec); err != nil {
 		return nil, fmt.Errorf("container %s: spec: %w", id, err)
@@ -210,12 +226,18 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 	} else if spec.Root != nil && !filepath.IsAbs(spec.Root.Path) {
 		return nil, fmt.Errorf("container %s: no rootfs mounts and a relative root path %q: %w", id, spec.Root.Path, errdefs.ErrInvalidArgument)
 	}
+	userNamespaceByMappings(&spec)
 	data, err := json.Marshal(&spec)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(t.dir, "config.json"), data, 0o600); err != nil {
 		return nil, err
+	}
+	if owner != nil {
+		if err := chownIO(opts.IO, *owner); err != nil {
+			return nil, fmt.Errorf("container %s: %w", id, err)
+		}
 	}
 	sio, release, err := openIO(ctx, opts.IO)
 	if err != nil {
@@ -426,6 +448,16 @@ func (t *Task) Kill(ctx context.Context, signal uint32, all bool) error {
 	t.mu.Unlock()
 	if st == runtime.StoppedStatus {
 		return fmt.Errorf("container %s: process already finished: %w", t.id, errdefs.ErrNotFound)
+	}
+	if st == runtime.CreatedStatus {
+		// Never started (or its start failed): there is no process to
+		// signal. Remove it from the sandbox and report it killed, so that
+		// stopping the pod never hangs on it.
+		if err := t.runsc.Delete(ctx, t.id); err != nil {
+			return err
+		}
+		t.markExited(ctx, 128+signal)
+		return nil
 	}
 	if err := t.runsc.Kill(ctx, t.id, unix.Signal(signal), all); err != nil {
 		if errors.Is(err, runsc.ErrNotExist) {

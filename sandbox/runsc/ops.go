@@ -2,6 +2,7 @@ package runsc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	runc "github.com/containerd/go-runc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/control/client"
 	"gvisor.dev/gvisor/pkg/sentry/control"
@@ -392,4 +394,20 @@ const containerManagerWaitPID = "containerManager.WaitPID"
 // WaitPID blocks in this process until process pid of container cid exits.
 func (c *Client) WaitPID(ctx context.Context, sandboxID, cid string, pid int) (unix.WaitStatus, error) {
 	return c.call(ctx, sandboxID, containerManagerWaitPID, &waitPIDArgs{PID: int32(pid), CID: cid})
+}
+
+// Features returns `runsc features`: the runtime-spec features document
+// runsc itself advertises.
+func (c *Client) Features(ctx context.Context) (*features.Features, error) {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, c.Path, "features").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s features: %w", c.Path, err)
+	}
+	var f features.Features
+	if err := json.Unmarshal(out, &f); err != nil {
+		return nil, fmt.Errorf("%s features: %w", c.Path, err)
+	}
+	return &f, nil
 }
