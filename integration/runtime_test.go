@@ -247,3 +247,84 @@ func TestRunscFailedStartDoesNotBlockPodStop(t *testing.T) {
 	t.Logf("pod with a failed container stopped and removed in %v", time.Since(begin))
 	noLeaks(t, d)
 }
+
+// TestShimStyleHandler: a handler written for gVisor's shim
+// (runtime_type io.containerd.runsc.v1, default podsandbox sandboxer,
+// options with ConfigPath to a runsc.toml) works unchanged, in-process: the
+// pause container becomes the sandbox root, the pod's containers join it,
+// each reports its own exit code, and no shim process exists.
+func TestShimStyleHandler(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	pod := d.PodConfig("shim-style")
+	podID := d.RunPod(pod, "runsc-shim-style")
+	c1 := harness.ContainerConfig("one", "sh", "-c", "echo kernel $(uname -r); exit 2")
+	c2 := harness.ContainerConfig("two", "sleep", "3600")
+	id1 := d.StartContainer(podID, pod, c1)
+	id2 := d.StartContainer(podID, pod, c2)
+	if code := d.WaitExited(id1, 30*time.Second).ExitCode; code != 2 {
+		t.Errorf("exit code %d, want 2", code)
+	}
+	if s := containerState(t, d, id2); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("second container is %s", s.State)
+	}
+	if s := podState(t, d, podID).Status.State; s != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Errorf("pod is %s", s)
+	}
+	d.Eventually(10*time.Second, func() error {
+		lines, err := d.ContainerLog(pod, c1)
+		if err != nil {
+			return err
+		}
+		if len(lines) != 1 || !strings.Contains(lines[0], "gvisor") {
+			return fmt.Errorf("log %q: not from a gVisor kernel", lines)
+		}
+		return nil
+	})
+	if out, _ := exec.Command("pgrep", "-f", "containerd-shim").Output(); strings.Contains(string(out), "\n") {
+		for _, p := range strings.Fields(string(out)) {
+			cmdline, _ := os.ReadFile("/proc/" + p + "/cmdline")
+			if strings.Contains(string(cmdline), d.Dir) && strings.Contains(string(cmdline), "runsc") {
+				t.Errorf("a runsc shim process runs: %s", cmdline)
+			}
+		}
+	}
+	stopAndRemove(t, d, podID)
+	noLeaks(t, d)
+}
+
+// TestRunscPauseResumeUpdate: pause/resume through ctr and a resource
+// update through CRI.
+func TestRunscPauseResumeUpdate(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	pod := d.PodConfig("runsc-pause")
+	podID := d.RunPod(pod, "runsc")
+	id := d.StartContainer(podID, pod, harness.ContainerConfig("sleeper", "sleep", "3600"))
+	taskStatus := func() string {
+		out, err := d.Ctr("tasks", "ls")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lineOf(out, id)
+	}
+	if _, err := d.Ctr("tasks", "pause", id); err != nil {
+		t.Fatal(err)
+	}
+	if l := taskStatus(); !strings.Contains(l, "PAUSED") {
+		t.Errorf("after pause: %q", l)
+	}
+	if _, err := d.Ctr("tasks", "resume", id); err != nil {
+		t.Fatal(err)
+	}
+	if l := taskStatus(); !strings.Contains(l, "RUNNING") {
+		t.Errorf("after resume: %q", l)
+	}
+	_, err := d.Runtime.UpdateContainerResources(context.Background(), &runtimeapi.UpdateContainerResourcesRequest{
+		ContainerId: id,
+		Linux:       &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 128 << 20, CpuShares: 256},
+	})
+	if err != nil {
+		t.Errorf("UpdateContainerResources: %v", err)
+	}
+	stopAndRemove(t, d, podID)
+	noLeaks(t, d)
+}

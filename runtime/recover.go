@@ -67,6 +67,9 @@ func (r *Runtime) recover(ctx context.Context) {
 				_ = t.persist()
 				l.WithField("exitStatus", status).Info("container exited while containerd was down")
 			}
+			if t.root {
+				r.sandboxes.AcquireRoot()
+			}
 			r.tasks[key(rec.Namespace, rec.ID)] = t
 		}
 	}

@@ -112,8 +112,15 @@ func (r *Runtime) placement(id string, opts runtime.CreateOpts, spec *specs.Spec
 	}
 	if ctype == "sandbox" {
 		// A pause container created through the podsandbox controller
-		// (a gVisor-shim style handler): it is the sandbox's root.
-		flags := map[string]string{}
+		// (a gVisor-shim style handler): it is the sandbox's root. Its
+		// handler's runsc.toml flags apply to the whole sandbox.
+		flags, err := runscFlagsFromOptions(opts.RuntimeOptions)
+		if err != nil {
+			return "", false, nil, nil, fmt.Errorf("container %s: %w", id, err)
+		}
+		if flags == nil {
+			flags = map[string]string{}
+		}
 		if ns := netns(spec); ns == nil {
 			flags["network"] = "host"
 		} else if ns.Path == "" {
@@ -191,6 +198,14 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 		}
 		spec.Annotations[annotationContainerType] = "container"
 		spec.Annotations[annotationSandboxID] = sandboxID
+	}
+	if root {
+		r.sandboxes.AcquireRoot()
+		defer func() {
+			if retErr != nil {
+				r.sandboxes.ReleaseRoot()
+			}
+		}()
 	}
 	t := &Task{
 		rt: r, id: id, ns: ns, sandboxID: sandboxID, root: root, private: private, dir: r.taskDir(ns, id),
@@ -578,6 +593,9 @@ func (t *Task) delete(ctx context.Context) (*runtime.Exit, error) {
 		if err := t.rt.sandboxes.Shutdown(ctx, t.sandboxID); err != nil && !errdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("container %s: private sandbox: %w", t.id, err)
 		}
+	}
+	if t.root {
+		t.rt.sandboxes.ReleaseRoot()
 	}
 	t.mu.Lock()
 	exit := &runtime.Exit{Pid: t.pid, Status: t.exitStatus, Timestamp: t.exitedAt}

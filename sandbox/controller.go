@@ -51,8 +51,9 @@ type Controller struct {
 	runscVersion string
 	rootfs       string // shared read-only rootfs with the pause binary
 
-	mu        sync.Mutex // guards sandboxes; never held across runsc calls
+	mu        sync.Mutex // guards sandboxes, rootUsers; never held across runsc calls
 	sandboxes map[string]*Sandbox
+	rootUsers int // root-container sandboxes of the task runtime
 
 	// ctx lives as long as the controller: exit monitors run under it.
 	ctx context.Context

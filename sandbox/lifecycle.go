@@ -141,9 +141,34 @@ func (c *Controller) forget(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.sandboxes, id)
-	if len(c.sandboxes) == 0 {
+	c.releaseIfIdleLocked()
+}
+
+// releaseIfIdleLocked drops runsc's shared mounts when no sandbox of ours
+// and no root container of the task runtime uses the runsc root. c.mu held.
+func (c *Controller) releaseIfIdleLocked() {
+	if len(c.sandboxes) == 0 && c.rootUsers == 0 {
 		c.runsc.ReleaseSharedMounts()
 	}
+}
+
+// AcquireRoot records a sandbox the task runtime runs itself (a root
+// container, as a gVisor-shim style handler's pause container) under our
+// runsc root; ReleaseRoot ends it.
+func (c *Controller) AcquireRoot() {
+	c.mu.Lock()
+	c.rootUsers++
+	c.mu.Unlock()
+}
+
+// ReleaseRoot is the counterpart of AcquireRoot.
+func (c *Controller) ReleaseRoot() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rootUsers > 0 {
+		c.rootUsers--
+	}
+	c.releaseIfIdleLocked()
 }
 
 // Start boots the runsc sandbox. On failure everything is cleaned up here:

@@ -42,6 +42,13 @@ state = "{{.State}}"
       runtime_type = "io.containerd.runsc.v1"
       sandboxer = "runsc"
       disable_pause_image_pull = true
+    # A handler as written for gVisor's shim (containerd-shim-runsc-v1):
+    # default podsandbox sandboxer, options pointing at a runsc.toml.
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc-shim-style]
+      runtime_type = "io.containerd.runsc.v1"
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc-shim-style.options]
+        TypeUrl = "io.containerd.runsc.v1.options"
+        ConfigPath = "{{.Dir}}/runsc.toml"
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ["/usr/lib/cni"]
     conf_dir = "{{.Dir}}/net.d"
@@ -75,10 +82,19 @@ const cniTemplate = `{
 }
 `
 
-// WriteConfig writes Dir/config.toml and the CNI config under Dir/net.d.
+// runscTOML is the gVisor shim's config file for the shim-style handler.
+const runscTOML = `# containerd-shim-runsc-v1 settings; only [runsc_config] applies to shimless.
+binary_name = "/usr/local/bin/runsc"
+[runsc_config]
+  net-raw = "true"
+`
+
+// WriteConfig writes Dir/config.toml, Dir/runsc.toml and the CNI config
+// under Dir/net.d.
 func WriteConfig(c Config) error {
 	for _, f := range []struct{ path, tmpl string }{
 		{filepath.Join(c.Dir, "config.toml"), configTemplate},
+		{filepath.Join(c.Dir, "runsc.toml"), runscTOML},
 		{filepath.Join(c.Dir, "net.d", "10-shimless.conflist"), cniTemplate},
 	} {
 		var buf bytes.Buffer
