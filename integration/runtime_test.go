@@ -328,3 +328,33 @@ func TestRunscPauseResumeUpdate(t *testing.T) {
 	stopAndRemove(t, d, podID)
 	noLeaks(t, d)
 }
+
+// TestRunscOOMKilled: a container that allocates past the pod's memory
+// limit is reported OOMKilled with exit code 137. Under runsc the host OOM
+// killer can only kill the sandbox (the sentry), so the pod's sandbox exits
+// too, as it would when a runc pod's pause process is OOM-killed.
+func TestRunscOOMKilled(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	parent := "/shimless-test/oom-" + filepath.Base(d.Dir)
+	t.Cleanup(func() {
+		for _, c := range []string{"memory", "cpu", "cpuacct", "pids", "cpuset", "devices", "freezer", "blkio", "systemd", "unified"} {
+			os.Remove(filepath.Join("/sys/fs/cgroup", c, parent))
+		}
+	})
+	pod := d.PodConfig("runsc-oom")
+	pod.Linux.CgroupParent = parent
+	pod.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 96 << 20}
+	podID := d.RunPod(pod, "runsc")
+	c := harness.ContainerConfig("hog", "sh", "-c", "echo start; x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived")
+	id := d.StartContainer(podID, pod, c)
+	st := d.WaitExited(id, 90*time.Second)
+	d.Eventually(10*time.Second, func() error {
+		st = containerState(t, d, id)
+		if st.Reason != "OOMKilled" || st.ExitCode != 137 {
+			return fmt.Errorf("exit %d reason %q, want 137 OOMKilled", st.ExitCode, st.Reason)
+		}
+		return nil
+	})
+	stopAndRemove(t, d, podID)
+	noLeaks(t, d)
+}

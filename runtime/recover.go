@@ -36,7 +36,7 @@ func (r *Runtime) recover(ctx context.Context) {
 			}
 			client := r.sandboxes.Runsc().For(rec.Flags)
 			t := &Task{
-				rt: r, id: rec.ID, ns: rec.Namespace, sandboxID: rec.SandboxID, root: rec.Root, private: rec.Private, dir: dir,
+				rt: r, id: rec.ID, ns: rec.Namespace, sandboxID: rec.SandboxID, root: rec.Root, private: rec.Private, cgroups: rec.Cgroups, dir: dir,
 				io: rec.IO, runsc: client, status: rec.Status, pid: rec.Pid, exitStatus: rec.ExitStatus,
 				exitedAt: rec.ExitedAt, exited: make(chan struct{}), execs: map[string]*Exec{},
 			}

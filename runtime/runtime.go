@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	eventstypes "github.com/containerd/containerd/api/events"
 	apitypes "github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/core/runtime"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -45,6 +46,7 @@ func New(ctx context.Context, c *sandbox.Controller, dir string) (*Runtime, erro
 	}
 	r := &Runtime{sandboxes: c, dir: dir, tasks: map[string]*Task{}}
 	r.recover(ctx)
+	c.SetOOMHook(r.sandboxOOM)
 	return r, nil
 }
 
@@ -174,4 +176,26 @@ func (r *Runtime) PluginInfo(ctx context.Context, request any) (any, error) {
 		Version:  &apitypes.RuntimeVersion{Version: r.sandboxes.RunscVersion()},
 		Features: f,
 	}, nil
+}
+
+// sandboxOOM publishes /tasks/oom for every running container of a sandbox
+// whose cgroup saw an OOM kill: under runsc the host OOM killer can only
+// kill the sandbox, which takes all of its containers with it.
+func (r *Runtime) sandboxOOM(sandboxID string) {
+	r.mu.Lock()
+	var hit []*Task
+	for _, t := range r.tasks {
+		if !t.creating && t.sandboxID == sandboxID {
+			hit = append(hit, t)
+		}
+	}
+	r.mu.Unlock()
+	for _, t := range hit {
+		t.mu.Lock()
+		running := t.status == runtime.RunningStatus || t.status == runtime.PausedStatus
+		t.mu.Unlock()
+		if running {
+			t.publish(r.sandboxes.Context(), "/tasks/oom", &eventstypes.TaskOOM{ContainerID: t.id})
+		}
+	}
 }

@@ -17,9 +17,11 @@ import (
 	"github.com/containerd/containerd/v2/pkg/protobuf/types"
 	"github.com/containerd/errdefs"
 	runc "github.com/containerd/go-runc"
+
 	"github.com/containerd/log"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/shimless/shimless/sandbox"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -38,6 +40,7 @@ type Task struct {
 	sandboxID string // the runsc sandbox; equal to id for a root container
 	root      bool   // the container is its sandbox's root container
 	private   bool   // the sandbox exists for this container only
+	cgroups   string // the container's cgroupsPath (runsc makes an empty one)
 	dir       string // bundle and record
 	creating  bool   // placeholder while Create runs
 	io        runtime.IO
@@ -68,6 +71,7 @@ type taskRecord struct {
 	SandboxID  string         `json:"sandboxId"`
 	Root       bool           `json:"root"`
 	Private    bool           `json:"private,omitempty"`
+	Cgroups    string         `json:"cgroups,omitempty"`
 	IO         runtime.IO     `json:"io"`
 	Status     runtime.Status `json:"status"`
 	Pid        uint32         `json:"pid"`
@@ -242,6 +246,9 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 		return nil, fmt.Errorf("container %s: no rootfs mounts and a relative root path %q: %w", id, spec.Root.Path, errdefs.ErrInvalidArgument)
 	}
 	userNamespaceByMappings(&spec)
+	if spec.Linux != nil {
+		t.cgroups = spec.Linux.CgroupsPath
+	}
 	data, err := json.Marshal(&spec)
 	if err != nil {
 		return nil, err
@@ -290,7 +297,7 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 func (t *Task) persist() error {
 	t.mu.Lock()
 	rec := taskRecord{
-		ID: t.id, Namespace: t.ns, SandboxID: t.sandboxID, Root: t.root, Private: t.private, IO: t.io,
+		ID: t.id, Namespace: t.ns, SandboxID: t.sandboxID, Root: t.root, Private: t.private, Cgroups: t.cgroups, IO: t.io,
 		Status: t.status, Pid: t.pid, ExitStatus: t.exitStatus, ExitedAt: t.exitedAt, Flags: t.runsc.Flags,
 	}
 	t.mu.Unlock()
@@ -389,7 +396,7 @@ func (t *Task) startMonitor() {
 				return
 			}
 			if t.sandboxGone() {
-				t.markExited(ctx, exitUnknown)
+				t.markExited(ctx, t.lostExitStatus())
 				return
 			}
 			l.WithError(err).Debug("wait for container failed; retrying")
@@ -400,6 +407,15 @@ func (t *Task) startMonitor() {
 			}
 		}
 	}()
+}
+
+// lostExitStatus is the exit status of a container whose sandbox died under
+// it: SIGKILL's 137 when the sandbox was OOM-killed, else unknown.
+func (t *Task) lostExitStatus() uint32 {
+	if t.rt.sandboxes.OOMKilled(t.sandboxID) {
+		return 128 + 9
+	}
+	return exitUnknown
 }
 
 // sandboxGone reports whether the task's sandbox has exited.
@@ -555,6 +571,12 @@ func (t *Task) Update(ctx context.Context, resources *types.Any, _ map[string]st
 
 // Stats returns the container's stats as cgroups v1 metrics.
 func (t *Task) Stats(ctx context.Context) (*types.Any, error) {
+	t.mu.Lock()
+	st0 := t.status
+	t.mu.Unlock()
+	if st0 != runtime.RunningStatus && st0 != runtime.PausedStatus {
+		return nil, fmt.Errorf("container %s is not running: %w", t.id, errdefs.ErrNotFound)
+	}
 	st, err := t.runsc.Stats(ctx, t.id)
 	if err != nil {
 		return nil, fmt.Errorf("stats of %s: %w", t.id, err)
@@ -571,7 +593,15 @@ func (t *Task) delete(ctx context.Context) (*runtime.Exit, error) {
 		return nil, fmt.Errorf("container %s is running: %w", t.id, errdefs.ErrFailedPrecondition)
 	}
 	if err := t.runsc.Delete(ctx, t.id); err != nil {
-		return nil, err
+		if !t.sandboxGone() {
+			return nil, err
+		}
+		// The sandbox died under the container (e.g. OOM-killed): runsc
+		// cannot reach it; what is left here is ours to remove.
+		log.G(ctx).WithError(err).WithField("container", t.id).Warn("sandbox gone; cleaning up the container without runsc")
+	}
+	if !t.root {
+		sandbox.RemoveCgroups(ctx, t.id, t.cgroups)
 	}
 	t.mu.Lock()
 	if t.cancel != nil {

@@ -54,6 +54,7 @@ type Controller struct {
 	mu        sync.Mutex // guards sandboxes, rootUsers; never held across runsc calls
 	sandboxes map[string]*Sandbox
 	rootUsers int // root-container sandboxes of the task runtime
+	oomHook   OOMHook
 
 	// ctx lives as long as the controller: exit monitors run under it.
 	ctx context.Context

@@ -255,6 +255,7 @@ func (c *Controller) startMonitor(s *Sandbox, rec record) {
 	s.mu.Lock()
 	s.stopMonitor = cancel
 	s.mu.Unlock()
+	c.watchOOM(ctx, s, rec)
 	go c.monitor(ctx, s, rec)
 }
 
@@ -304,7 +305,7 @@ func waitPidfd(ctx context.Context, pidfd int, d time.Duration) bool {
 // markExited records the sandbox's exit, once.
 func (c *Controller) markExited(ctx context.Context, s *Sandbox, status uint32) {
 	s.mu.Lock()
-	if s.forced {
+	if s.forced || (s.oomKilled && status == ExitUnknown) {
 		status = exitForced
 	}
 	s.mu.Unlock()
@@ -313,7 +314,7 @@ func (c *Controller) markExited(ctx context.Context, s *Sandbox, status uint32) 
 	if err != nil {
 		return // already stopped
 	}
-	c.logger(ctx, s.rec.ID).WithField("exitStatus", status).Info("sandbox exited")
+	c.logger(ctx, s.snapshot().ID).WithField("exitStatus", status).Info("sandbox exited")
 }
 
 // Platform is the host's: runsc runs Linux binaries of the host's arch.

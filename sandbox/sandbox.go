@@ -65,10 +65,11 @@ type Sandbox struct {
 	// sandbox; it may be held across runsc calls.
 	op sync.Mutex
 
-	mu     sync.Mutex // guards rec, forced
-	rec    record
-	forced bool          // Stop had to kill the process tree
-	exited chan struct{} // closed once the sandbox has exited
+	mu        sync.Mutex // guards rec, forced
+	rec       record
+	forced    bool          // Stop had to kill the process tree
+	oomKilled bool          // the kernel OOM-killed in the sandbox cgroup
+	exited    chan struct{} // closed once the sandbox has exited
 	// stopMonitor ends the exit monitor (on Shutdown or controller close).
 	stopMonitor context.CancelFunc
 
@@ -132,7 +133,9 @@ func (s *Sandbox) transition(next State, update func(*record)) error {
 		}
 	}
 	s.rec = rec
-	if next == StateStopped {
+	// exited closes on the first move out of created/running: a sandbox
+	// shut down without ever running has "exited" for its waiters too.
+	if next == StateStopped || (next == StateDeleted && cur == StateCreated) {
 		close(s.exited)
 	}
 	return nil

@@ -157,6 +157,14 @@ func expandSlice(slice string) string {
 	return path
 }
 
+// RemoveCgroups removes a container's leftover cgroup directories (cgroupfs
+// path or systemd slice:prefix:name) in every hierarchy; only empty ones
+// can go. For the task runtime, whose containers' cgroups runsc cannot
+// remove once their sandbox is gone.
+func RemoveCgroups(ctx context.Context, id, cgroupsPath string) {
+	removeCgroups(ctx, id, cgroupsPath)
+}
+
 // removeCgroups removes the sandbox's cgroup directories that runsc left
 // behind (it can, after a failed create). Only empty ones can be removed;
 // nested children first.
