@@ -335,12 +335,7 @@ func TestRunscPauseResumeUpdate(t *testing.T) {
 // too, as it would when a runc pod's pause process is OOM-killed.
 func TestRunscOOMKilled(t *testing.T) {
 	d := harness.Start(t, harness.Options{})
-	parent := "/shimless-test/oom-" + filepath.Base(d.Dir)
-	t.Cleanup(func() {
-		for _, c := range []string{"memory", "cpu", "cpuacct", "pids", "cpuset", "devices", "freezer", "blkio", "systemd", "unified"} {
-			os.Remove(filepath.Join("/sys/fs/cgroup", c, parent))
-		}
-	})
+	parent := d.CgroupParent("oom")
 	pod := d.PodConfig("runsc-oom")
 	pod.Linux.CgroupParent = parent
 	pod.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 96 << 20}

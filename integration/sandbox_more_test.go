@@ -73,12 +73,7 @@ func TestRunscHostNetworkPod(t *testing.T) {
 // cgroup parent with the pod's limits; PodSandboxStats shows real usage.
 func TestRunscPodCgroupParentAndResources(t *testing.T) {
 	d := harness.Start(t, harness.Options{})
-	parent := "/shimless-test/" + filepath.Base(d.Dir)
-	t.Cleanup(func() {
-		for _, c := range []string{"memory", "cpu", "cpuacct", "pids", "cpuset", "devices", "freezer", "blkio", "systemd", "unified"} {
-			os.Remove(filepath.Join("/sys/fs/cgroup", c, parent))
-		}
-	})
+	parent := d.CgroupParent("limits")
 	pod := d.PodConfig("runsc-cgroup")
 	pod.Linux.CgroupParent = parent
 	pod.Linux.Resources = &runtimeapi.LinuxContainerResources{

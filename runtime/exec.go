@@ -148,14 +148,11 @@ func (e *Exec) markExited(ctx context.Context, status uint32) {
 
 // Wait blocks until the exec has exited.
 func (e *Exec) Wait(ctx context.Context) (*runtime.Exit, error) {
-	select {
-	case <-e.exited:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return &runtime.Exit{Pid: uint32(e.pid), Status: e.exitStatus, Timestamp: e.exitedAt}, nil
+	return waitExit(ctx, e.exited, func() *runtime.Exit {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return &runtime.Exit{Pid: uint32(e.pid), Status: e.exitStatus, Timestamp: e.exitedAt}
+	})
 }
 
 // Kill signals the exec's process.

@@ -462,14 +462,21 @@ func (t *Task) markExited(ctx context.Context, status uint32) {
 
 // Wait blocks until the init process has exited.
 func (t *Task) Wait(ctx context.Context) (*runtime.Exit, error) {
+	return waitExit(ctx, t.exited, func() *runtime.Exit {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return &runtime.Exit{Pid: t.pid, Status: t.exitStatus, Timestamp: t.exitedAt}
+	})
+}
+
+// waitExit blocks until exited is closed, then returns exit().
+func waitExit(ctx context.Context, exited <-chan struct{}, exit func() *runtime.Exit) (*runtime.Exit, error) {
 	select {
-	case <-t.exited:
+	case <-exited:
+		return exit(), nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return &runtime.Exit{Pid: t.pid, Status: t.exitStatus, Timestamp: t.exitedAt}, nil
 }
 
 // Kill signals the init process (or with all, every process).

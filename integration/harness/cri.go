@@ -103,3 +103,16 @@ func (d *Daemon) ContainerLog(pod *runtimeapi.PodSandboxConfig, cfg *runtimeapi.
 	}
 	return out, nil
 }
+
+// CgroupParent returns a cgroupfs pod cgroup parent unique to this daemon
+// (as kubelet would pass) and removes it in every hierarchy at cleanup.
+func (d *Daemon) CgroupParent(name string) string {
+	parent := "/shimless-test/" + name + "-" + filepath.Base(d.Dir)
+	d.t.Cleanup(func() {
+		entries, _ := os.ReadDir("/sys/fs/cgroup")
+		for _, e := range entries {
+			os.Remove(filepath.Join("/sys/fs/cgroup", e.Name(), parent))
+		}
+	})
+	return parent
+}
