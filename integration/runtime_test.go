@@ -353,3 +353,57 @@ func TestRunscOOMKilled(t *testing.T) {
 	stopAndRemove(t, d, podID)
 	noLeaks(t, d)
 }
+
+// TestRunscTTYContainer: a TTY container runs on a terminal and its output
+// reaches the CRI log.
+func TestRunscTTYContainer(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	pod := d.PodConfig("runsc-tty")
+	podID := d.RunPod(pod, "runsc")
+	c := harness.ContainerConfig("tty", "sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo stdio-is-a-tty; echo done")
+	c.Tty, c.Stdin = true, true
+	id := d.StartContainer(podID, pod, c)
+	if code := d.WaitExited(id, 30*time.Second).ExitCode; code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+	d.Eventually(10*time.Second, func() error {
+		lines, err := d.ContainerLog(pod, c)
+		if err != nil {
+			return err
+		}
+		all := strings.Join(lines, "\n")
+		for _, want := range []string{"stdio-is-a-tty", "done"} {
+			if !strings.Contains(all, want) {
+				return fmt.Errorf("log %q lacks %q", lines, want)
+			}
+		}
+		return nil
+	})
+	stopAndRemove(t, d, podID)
+	noLeaks(t, d)
+}
+
+// TestRunscTTYExecResize: `ctr tasks exec -t` into a runsc container gets a
+// terminal of the caller's size (ResizePty) and its output; `script` gives
+// ctr a terminal of 33x77.
+func TestRunscTTYExecResize(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	pod := d.PodConfig("runsc-tty-exec")
+	podID := d.RunPod(pod, "runsc")
+	id := d.StartContainer(podID, pod, harness.ContainerConfig("sleeper", "sleep", "3600"))
+	ctr := fmt.Sprintf("%s --address %s -n k8s.io tasks exec -t --exec-id tty1 %s sh -c 'sleep 0.5; stty size; [ -t 0 ] && echo exec-tty'",
+		filepath.Join(d.BinDir, "ctr"), d.Address, id)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "script", "-qec", "stty rows 33 cols 77; "+ctr, "/dev/null").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr exec -t: %v: %s", err, out)
+	}
+	for _, want := range []string{"33 77", "exec-tty"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("exec output %q lacks %q", out, want)
+		}
+	}
+	stopAndRemove(t, d, podID)
+	noLeaks(t, d)
+}

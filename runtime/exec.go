@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/console"
 	eventstypes "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/v2/core/runtime"
 	"github.com/containerd/errdefs"
@@ -90,11 +91,38 @@ func (e *Exec) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("exec %s in %s: %w", e.id, t.id, err)
 	}
-	pid, err := t.runsc.Exec(ctx, t.sandboxID, t.id, e.spec, sio.files)
+	files := sio.files
+	var master console.Console
+	if e.io.Terminal {
+		// A TTY exec gets a pty made here: the replica goes to the
+		// sandbox as the process's stdio, the master stays with us.
+		m, replicaPath, err := console.NewPty()
+		if err != nil {
+			return fmt.Errorf("exec %s in %s: pty: %w", e.id, t.id, err)
+		}
+		replica, err := os.OpenFile(replicaPath, os.O_RDWR|unix.O_NOCTTY, 0)
+		if err != nil {
+			m.Close()
+			return fmt.Errorf("exec %s in %s: pty: %w", e.id, t.id, err)
+		}
+		defer replica.Close()
+		master, files = m, runsc.IO{In: replica, Out: replica, Err: replica}
+		e.spec.Terminal = true
+	}
+	pid, err := t.runsc.Exec(ctx, t.sandboxID, t.id, e.spec, files)
 	release()
 	if err != nil {
 		sio.closeStdin()
+		if master != nil {
+			master.Close()
+		}
 		return fmt.Errorf("exec %s in %s: %w", e.id, t.id, err)
+	}
+	if master != nil {
+		if err := sio.attachConsole(ctx, master, e.io); err != nil {
+			master.Close()
+			return fmt.Errorf("exec %s in %s: %w", e.id, t.id, err)
+		}
 	}
 	e.mu.Lock()
 	e.pid, e.status, e.stdio = pid, runtime.RunningStatus, sio
@@ -172,9 +200,15 @@ func (e *Exec) CloseIO(context.Context) error {
 	return nil
 }
 
-// ResizePty needs a TTY, which this runtime does not offer yet.
-func (e *Exec) ResizePty(context.Context, runtime.ConsoleSize) error {
-	return fmt.Errorf("exec %s has no TTY: %w", e.id, errdefs.ErrNotImplemented)
+// ResizePty resizes a TTY exec's terminal.
+func (e *Exec) ResizePty(_ context.Context, size runtime.ConsoleSize) error {
+	e.mu.Lock()
+	sio := e.stdio
+	e.mu.Unlock()
+	if err := sio.resize(size); err != nil {
+		return fmt.Errorf("exec %s: %w", e.id, err)
+	}
+	return nil
 }
 
 // Delete removes the exec once it has exited (or was never started).
@@ -191,6 +225,7 @@ func (e *Exec) Delete(ctx context.Context) (*runtime.Exit, error) {
 	if wasCreated {
 		close(e.exited)
 	}
+	e.stdio.closeConsole()
 	t := e.task
 	t.mu.Lock()
 	delete(t.execs, e.id)

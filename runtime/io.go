@@ -8,7 +8,9 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/containerd/console"
 	"github.com/containerd/containerd/v2/core/runtime"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/fifo"
 
 	"github.com/shimless/shimless/sandbox/runsc"
@@ -30,6 +32,9 @@ type stdio struct {
 	stdinFifo io.ReadCloser
 	stdinW    *os.File
 	closeOnce sync.Once
+	// console is the pty master of a TTY process; containerd copies
+	// between it and the FIFOs.
+	console console.Console
 }
 
 func openOutput(path string) (*os.File, error) {
@@ -46,10 +51,11 @@ func openOutput(path string) (*os.File, error) {
 // openIO opens a process's IO. release must be called once runsc has
 // taken its dups (after create/exec): it closes containerd's copies.
 func openIO(ctx context.Context, pio runtime.IO) (_ *stdio, release func(), retErr error) {
-	if pio.Terminal {
-		return nil, nil, fmt.Errorf("TTY processes are not supported by the runsc runtime yet")
-	}
 	s := &stdio{}
+	if pio.Terminal {
+		// The pty is attached once runsc (or the exec) has made it.
+		return s, func() {}, nil
+	}
 	var toClose []io.Closer
 	defer func() {
 		if retErr != nil {
@@ -100,13 +106,53 @@ func openIO(ctx context.Context, pio runtime.IO) (_ *stdio, release func(), retE
 
 // closeStdin delivers EOF to the process's stdin.
 func (s *stdio) closeStdin() {
-	if s == nil || s.stdinW == nil {
+	if s == nil || s.stdinFifo == nil {
 		return
 	}
 	s.closeOnce.Do(func() {
-		s.stdinW.Close()
+		if s.stdinW != nil {
+			s.stdinW.Close()
+		}
 		s.stdinFifo.Close()
 	})
+}
+
+// attachConsole copies between a TTY process's pty master and its FIFOs:
+// output to the stdout FIFO, the stdin FIFO to the terminal.
+func (s *stdio) attachConsole(ctx context.Context, master console.Console, pio runtime.IO) error {
+	out, err := openOutput(pio.Stdout)
+	if err != nil {
+		return fmt.Errorf("open stdout %s: %w", pio.Stdout, err)
+	}
+	s.console = master
+	go func() {
+		_, _ = io.Copy(out, master)
+		out.Close()
+	}()
+	if pio.Stdin != "" {
+		f, err := fifo.OpenFifo(context.WithoutCancel(ctx), pio.Stdin, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return fmt.Errorf("open stdin %s: %w", pio.Stdin, err)
+		}
+		s.stdinFifo = f
+		go func() { _, _ = io.Copy(master, f) }()
+	}
+	return nil
+}
+
+// resize sets a TTY process's window size.
+func (s *stdio) resize(size runtime.ConsoleSize) error {
+	if s == nil || s.console == nil {
+		return fmt.Errorf("no TTY: %w", errdefs.ErrFailedPrecondition)
+	}
+	return s.console.Resize(console.WinSize{Width: uint16(size.Width), Height: uint16(size.Height)})
+}
+
+// closeConsole releases the pty master once the process is gone.
+func (s *stdio) closeConsole() {
+	if s != nil && s.console != nil {
+		s.console.Close()
+	}
 }
 
 // chownIO gives a process's stdio FIFOs and files to owner, as runc's shim

@@ -271,8 +271,20 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 	if root {
 		createIO = sio.files
 	}
-	err = client.CreateContainer(ctx, id, t.dir, createIO, filepath.Join(t.dir, "runsc.err"))
-	if root || err != nil {
+	// A TTY container's pty master comes back over a console socket.
+	var consoleSocket *runc.Socket
+	if opts.IO.Terminal {
+		if consoleSocket, err = runc.NewTempConsoleSocket(); err != nil {
+			return nil, fmt.Errorf("container %s: console socket: %w", id, err)
+		}
+		defer consoleSocket.Close()
+	}
+	var cs runc.ConsoleSocket
+	if consoleSocket != nil {
+		cs = consoleSocket
+	}
+	err = client.CreateContainer(ctx, id, t.dir, createIO, filepath.Join(t.dir, "runsc.err"), cs)
+	if root || err != nil || opts.IO.Terminal {
 		release()
 	} else {
 		t.releaseIO = release
@@ -282,6 +294,16 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 		return nil, fmt.Errorf("container %s: %w (%s)", id, err, client.DebugLogHint())
 	}
 	t.stdio = sio
+	if consoleSocket != nil {
+		master, err := consoleSocket.ReceiveMaster()
+		if err != nil {
+			return nil, fmt.Errorf("container %s: receive pty master: %w", id, err)
+		}
+		if err := sio.attachConsole(ctx, master, opts.IO); err != nil {
+			master.Close()
+			return nil, fmt.Errorf("container %s: %w", id, err)
+		}
+	}
 	if st, err := client.State(ctx, id); err == nil {
 		t.pid = uint32(st.Pid)
 	}
@@ -512,9 +534,12 @@ func (t *Task) CloseIO(context.Context) error {
 	return nil
 }
 
-// ResizePty needs a TTY, which this runtime does not offer yet.
-func (t *Task) ResizePty(context.Context, runtime.ConsoleSize) error {
-	return fmt.Errorf("container %s has no TTY: %w", t.id, errdefs.ErrNotImplemented)
+// ResizePty resizes a TTY container's terminal.
+func (t *Task) ResizePty(_ context.Context, size runtime.ConsoleSize) error {
+	if err := t.stdio.resize(size); err != nil {
+		return fmt.Errorf("container %s: %w", t.id, err)
+	}
+	return nil
 }
 
 // Pause freezes the container.
@@ -620,6 +645,7 @@ func (t *Task) delete(ctx context.Context) (*runtime.Exit, error) {
 	}
 	t.mu.Unlock()
 	t.stdio.closeStdin()
+	t.stdio.closeConsole()
 	if err := mount.UnmountAll(filepath.Join(t.dir, "rootfs"), unix.MNT_DETACH); err != nil {
 		return nil, fmt.Errorf("container %s: unmount rootfs: %w", t.id, err)
 	}

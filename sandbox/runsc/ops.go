@@ -261,7 +261,9 @@ func (o IO) Set(cmd *exec.Cmd) {
 // CreateContainer runs `runsc create` for a container that joins its
 // sandbox (the spec carries the CRI sandbox annotations). runsc's own error
 // output goes to errPath.
-func (c *Client) CreateContainer(ctx context.Context, id, bundle string, stdio IO, errPath string) error {
+//
+// consoleSocket, when not nil, receives the pty master of a TTY container.
+func (c *Client) CreateContainer(ctx context.Context, id, bundle string, stdio IO, errPath string, consoleSocket runc.ConsoleSocket) error {
 	ctx, cancel := context.WithTimeout(ctx, CreateTimeout)
 	defer cancel()
 	if stdio.Err == nil || stdio.Out == nil {
@@ -277,7 +279,7 @@ func (c *Client) CreateContainer(ctx context.Context, id, bundle string, stdio I
 			stdio.Out = f
 		}
 	}
-	opts := &runsccmd.CreateOpts{IO: stdio, UserLog: errPath}
+	opts := &runsccmd.CreateOpts{IO: stdio, UserLog: errPath, ConsoleSocket: consoleSocket}
 	if err := c.cmd().Create(ctx, id, bundle, opts); err != nil {
 		out, _ := os.ReadFile(errPath)
 		return fmt.Errorf("runsc create %s: %w: %s", id, err, strings.TrimSpace(string(out)))
