@@ -407,3 +407,45 @@ func TestRunscTTYExecResize(t *testing.T) {
 	stopAndRemove(t, d, podID)
 	noLeaks(t, d)
 }
+
+// TestRunscTTYSurvivesKill9: a TTY container keeps its terminal across
+// kill -9 of containerd (the pty master is parked in the sandbox and taken
+// back after restart): it keeps running and no output line is lost.
+func TestRunscTTYSurvivesKill9(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	pod := d.PodConfig("runsc-tty-k9")
+	podID := d.RunPod(pod, "runsc")
+	c := harness.ContainerConfig("ttycounter", "sh", "-c", "i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo $i; sleep 0.05; done; sleep 3600")
+	c.Tty, c.Stdin = true, true
+	id := d.StartContainer(podID, pod, c)
+	time.Sleep(time.Second)
+	d.Kill9()
+	time.Sleep(2 * time.Second)
+	d.Restart()
+	if s := containerState(t, d, id); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("TTY container is %s after restart", s.State)
+	}
+	d.Eventually(20*time.Second, func() error {
+		lines, err := d.ContainerLog(pod, c)
+		if err != nil {
+			return err
+		}
+		var nums []int
+		for _, l := range lines {
+			if n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(l, "stdout "))); err == nil {
+				nums = append(nums, n)
+			}
+		}
+		if len(nums) != 100 {
+			return fmt.Errorf("%d of 100 lines logged", len(nums))
+		}
+		for i, n := range nums {
+			if n != i+1 {
+				return fmt.Errorf("line %d is %d", i+1, n)
+			}
+		}
+		return nil
+	})
+	stopAndRemove(t, d, podID)
+	noLeaks(t, d)
+}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/containerd/console"
 	"github.com/containerd/containerd/v2/core/runtime"
 	"github.com/containerd/log"
 
@@ -36,7 +37,7 @@ func (r *Runtime) recover(ctx context.Context) {
 			}
 			client := r.sandboxes.Runsc().For(rec.Flags)
 			t := &Task{
-				rt: r, id: rec.ID, ns: rec.Namespace, sandboxID: rec.SandboxID, root: rec.Root, private: rec.Private, cgroups: rec.Cgroups, dir: dir,
+				rt: r, id: rec.ID, ns: rec.Namespace, sandboxID: rec.SandboxID, root: rec.Root, private: rec.Private, cgroups: rec.Cgroups, ttyIndex: rec.TTYIndex, ttyHolder: rec.TTYHolder, dir: dir,
 				io: rec.IO, runsc: client, status: rec.Status, pid: rec.Pid, exitStatus: rec.ExitStatus,
 				exitedAt: rec.ExitedAt, exited: make(chan struct{}), execs: map[string]*Exec{},
 			}
@@ -52,6 +53,9 @@ func (r *Runtime) recover(ctx context.Context) {
 				st, err := client.State(ctx, rec.ID)
 				if err == nil && (st.Status == "running" || st.Status == "paused") {
 					t.startMonitor()
+					if rec.IO.Terminal {
+						r.reattachTTY(ctx, t)
+					}
 					l.Info("re-attached to running container")
 					break
 				}
@@ -72,5 +76,26 @@ func (r *Runtime) recover(ctx context.Context) {
 			}
 			r.tasks[key(rec.Namespace, rec.ID)] = t
 		}
+	}
+}
+
+// reattachTTY takes a running TTY container's parked pty master back from
+// its sandbox and resumes copying (see ttypark.go).
+func (r *Runtime) reattachTTY(ctx context.Context, t *Task) {
+	l := log.G(ctx).WithField("container", t.id)
+	if t.ttyIndex < 0 || t.ttyHolder == 0 {
+		l.Warn("TTY container has no parked terminal; its output is lost until it exits")
+		return
+	}
+	pid, err := r.sandboxes.SandboxPid(t.sandboxID)
+	if err == nil {
+		var master console.Console
+		if master, err = reclaimTTY(pid, t.ttyIndex); err == nil {
+			t.stdio = &stdio{}
+			err = t.stdio.attachConsole(ctx, master, t.io)
+		}
+	}
+	if err != nil {
+		l.WithError(err).Warn("cannot re-attach the TTY")
 	}
 }

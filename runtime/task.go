@@ -41,6 +41,8 @@ type Task struct {
 	root      bool   // the container is its sandbox's root container
 	private   bool   // the sandbox exists for this container only
 	cgroups   string // the container's cgroupsPath (runsc makes an empty one)
+	ttyIndex  int    // the pty's index when its master is parked in the sandbox, else -1
+	ttyHolder int    // pid of the parking process inside the sandbox
 	dir       string // bundle and record
 	creating  bool   // placeholder while Create runs
 	io        runtime.IO
@@ -72,6 +74,8 @@ type taskRecord struct {
 	Root       bool           `json:"root"`
 	Private    bool           `json:"private,omitempty"`
 	Cgroups    string         `json:"cgroups,omitempty"`
+	TTYIndex   int            `json:"ttyIndex"`
+	TTYHolder  int            `json:"ttyHolder,omitempty"`
 	IO         runtime.IO     `json:"io"`
 	Status     runtime.Status `json:"status"`
 	Pid        uint32         `json:"pid"`
@@ -212,7 +216,7 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 		}()
 	}
 	t := &Task{
-		rt: r, id: id, ns: ns, sandboxID: sandboxID, root: root, private: private, dir: r.taskDir(ns, id),
+		rt: r, id: id, ns: ns, sandboxID: sandboxID, root: root, private: private, dir: r.taskDir(ns, id), ttyIndex: -1,
 		io: opts.IO, runsc: client, sandboxExited: sbExited, status: runtime.CreatedStatus,
 		exited: make(chan struct{}), execs: map[string]*Exec{},
 	}
@@ -303,6 +307,11 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 			master.Close()
 			return nil, fmt.Errorf("container %s: %w", id, err)
 		}
+		if !root {
+			if t.ttyIndex, t.ttyHolder, err = t.parkTTY(ctx, master); err != nil {
+				return nil, fmt.Errorf("container %s: %w", id, err)
+			}
+		}
 	}
 	if st, err := client.State(ctx, id); err == nil {
 		t.pid = uint32(st.Pid)
@@ -319,7 +328,7 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 func (t *Task) persist() error {
 	t.mu.Lock()
 	rec := taskRecord{
-		ID: t.id, Namespace: t.ns, SandboxID: t.sandboxID, Root: t.root, Private: t.private, Cgroups: t.cgroups, IO: t.io,
+		ID: t.id, Namespace: t.ns, SandboxID: t.sandboxID, Root: t.root, Private: t.private, Cgroups: t.cgroups, TTYIndex: t.ttyIndex, TTYHolder: t.ttyHolder, IO: t.io,
 		Status: t.status, Pid: t.pid, ExitStatus: t.exitStatus, ExitedAt: t.exitedAt, Flags: t.runsc.Flags,
 	}
 	t.mu.Unlock()
@@ -646,6 +655,7 @@ func (t *Task) delete(ctx context.Context) (*runtime.Exit, error) {
 	t.mu.Unlock()
 	t.stdio.closeStdin()
 	t.stdio.closeConsole()
+	t.unparkTTY(ctx)
 	if err := mount.UnmountAll(filepath.Join(t.dir, "rootfs"), unix.MNT_DETACH); err != nil {
 		return nil, fmt.Errorf("container %s: unmount rootfs: %w", t.id, err)
 	}

@@ -204,3 +204,16 @@ func (c *Controller) RunscFor(sandboxID string) (*runsc.Client, <-chan struct{},
 	}
 	return c.runsc.For(rec.Flags), s.exited, nil
 }
+
+// SandboxPid is the host pid of a running sandbox's runsc sandbox process.
+func (c *Controller) SandboxPid(id string) (int, error) {
+	s, err := c.get(id)
+	if err != nil {
+		return 0, err
+	}
+	rec := s.snapshot()
+	if rec.State != StateRunning {
+		return 0, fmt.Errorf("sandbox %s is %s: %w", id, rec.State, errdefs.ErrFailedPrecondition)
+	}
+	return int(rec.Pid), nil
+}

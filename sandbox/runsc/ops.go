@@ -296,15 +296,28 @@ const containerManagerExecuteAsync = "containerManager.ExecuteAsync"
 // `runsc exec` does, minus the helper process: `runsc exec --detach` leaves
 // a child behind that waits for the process and consumes its exit status.
 func (c *Client) Exec(ctx context.Context, sandboxID, cid string, proc specs.Process, stdio IO) (int, error) {
+	return c.ExecWithFiles(ctx, sandboxID, cid, proc, stdio, nil)
+}
+
+// ExecWithFiles is Exec with extra files given to the process at the
+// guest fds named by the map's keys (which must be > 2).
+func (c *Client) ExecWithFiles(ctx context.Context, sandboxID, cid string, proc specs.Process, stdio IO, extra map[int]*os.File) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, CreateTimeout)
 	defer cancel()
 	caps, err := specutils.Capabilities(c.Flags["net-raw"] == "true", proc.Capabilities)
 	if err != nil {
 		return 0, fmt.Errorf("exec in %s: capabilities: %w", cid, err)
 	}
-	extra := make([]auth.KGID, 0, len(proc.User.AdditionalGids))
+	groups := make([]auth.KGID, 0, len(proc.User.AdditionalGids))
 	for _, g := range proc.User.AdditionalGids {
-		extra = append(extra, auth.KGID(g))
+		groups = append(groups, auth.KGID(g))
+	}
+	fds := map[int]*os.File{}
+	for guest, f := range extra {
+		if guest <= 2 {
+			return 0, fmt.Errorf("exec in %s: extra file at guest fd %d collides with stdio", cid, guest)
+		}
+		fds[guest] = f
 	}
 	in := stdio.In
 	if in == nil {
@@ -315,19 +328,34 @@ func (c *Client) Exec(ctx context.Context, sandboxID, cid string, proc specs.Pro
 		defer devnull.Close()
 		in = devnull
 	}
+	out, errf := stdio.Out, stdio.Err
+	if out == nil || errf == nil {
+		devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			return 0, err
+		}
+		defer devnull.Close()
+		if out == nil {
+			out = devnull
+		}
+		if errf == nil {
+			errf = devnull
+		}
+	}
+	fds[0], fds[1], fds[2] = in, out, errf
 	args := &control.ExecArgs{
 		Argv:             proc.Args,
 		Envv:             proc.Env,
 		WorkingDirectory: proc.Cwd,
 		KUID:             auth.KUID(proc.User.UID),
 		KGID:             auth.KGID(proc.User.GID),
-		ExtraKGIDs:       extra,
+		ExtraKGIDs:       groups,
 		Capabilities:     caps,
 		StdioIsPty:       proc.Terminal,
 		NoNewPrivileges:  proc.NoNewPrivileges,
 		SupportTTYs:      true,
 		ContainerID:      cid,
-		FilePayload:      control.NewFilePayload(map[int]*os.File{0: in, 1: stdio.Out, 2: stdio.Err}, nil),
+		FilePayload:      control.NewFilePayload(fds, nil),
 	}
 	var pid int32
 	if err := c.rpc(ctx, sandboxID, containerManagerExecuteAsync, args, &pid); err != nil {
