@@ -449,3 +449,42 @@ func TestRunscTTYSurvivesKill9(t *testing.T) {
 	stopAndRemove(t, d, podID)
 	noLeaks(t, d)
 }
+
+// TestRunscStreamingExecAndAttach: crictl exec (streamed through the CRI
+// streaming server) returns output and exit code; crictl attach feeds
+// stdin to a container and reads its output; crictl exec -it gets a TTY.
+func TestRunscStreamingExecAndAttach(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	if _, err := os.Stat(filepath.Join(d.BinDir, "crictl")); err != nil {
+		t.Fatalf("bin/crictl missing (make bin/crictl): %v", err)
+	}
+	pod := d.PodConfig("runsc-stream")
+	podID := d.RunPod(pod, "runsc")
+	sleeper := d.StartContainer(podID, pod, harness.ContainerConfig("sleeper", "sleep", "3600"))
+	// crictl exits 1 itself and names the command's exit code.
+	out, err := d.Crictl("", "exec", sleeper, "sh", "-c", "echo streamed; exit 3")
+	if !strings.Contains(out, "streamed") || !strings.Contains(out, "exit code 3") || err == nil {
+		t.Errorf("crictl exec: %q, %v; want output 'streamed' and exit code 3", out, err)
+	}
+
+	reader := harness.ContainerConfig("reader", "sh", "-c", "read line; echo got:$line")
+	reader.Stdin, reader.StdinOnce = true, true
+	rID := d.StartContainer(podID, pod, reader)
+	out, err = d.Crictl("hello\n", "attach", "-i", rID)
+	if err != nil || !strings.Contains(out, "got:hello") {
+		t.Errorf("crictl attach -i: %q, %v; want got:hello", out, err)
+	}
+	if code := d.WaitExited(rID, 20*time.Second).ExitCode; code != 0 {
+		t.Errorf("reader exit code %d", code)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := fmt.Sprintf("%s --config %s exec -it %s sh -c '[ -t 0 ] && echo exec-it-tty'", filepath.Join(d.BinDir, "crictl"), filepath.Join(d.Dir, "crictl.yaml"), sleeper)
+	ttyOut, err := exec.CommandContext(ctx, "script", "-qec", cmd, "/dev/null").CombinedOutput()
+	if err != nil || !strings.Contains(string(ttyOut), "exec-it-tty") {
+		t.Errorf("crictl exec -it: %q, %v", ttyOut, err)
+	}
+	stopAndRemove(t, d, podID)
+	noLeaks(t, d)
+}

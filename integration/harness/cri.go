@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -115,4 +116,21 @@ func (d *Daemon) CgroupParent(name string) string {
 		}
 	})
 	return parent
+}
+
+// Crictl runs bin/crictl against this daemon with stdin as given.
+func (d *Daemon) Crictl(stdin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := filepath.Join(d.Dir, "crictl.yaml")
+	if _, err := os.Stat(cfg); err != nil {
+		body := fmt.Sprintf("runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 60\n", d.Address, d.Address)
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			return "", err
+		}
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(d.BinDir, "crictl"), append([]string{"--config", cfg}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
