@@ -50,6 +50,11 @@ bin/runsc: build/runsc/go.mod build/runsc/go.sum | check-gvisor-pin
 		-ldflags '-X gvisor.dev/gvisor/runsc/version.version=$(GVISOR_VERSION)' \
 		-o $(CURDIR)/$@ gvisor.dev/gvisor/runsc
 
+# runc for the runc handler of tests and the demo, from its own build module
+# (cgo for runc's nsenter; no seccomp support compiled in).
+bin/runc: build/runc/go.mod build/runc/go.sum
+	CGO_ENABLED=1 $(GO) build -C build/runc -trimpath -o $(CURDIR)/$@ github.com/opencontainers/runc
+
 # crictl from cri-tools, built from build/tools (its own module and go.sum).
 bin/crictl: build/tools/go.mod build/tools/go.sum
 	CGO_ENABLED=0 $(GO) build -C build/tools -trimpath -o $(CURDIR)/$@ sigs.k8s.io/cri-tools/cmd/crictl
@@ -62,14 +67,14 @@ check-gvisor-pin:
 images: bin/shimless-pause FORCE
 	$(GO) run ./integration/cmd/testimages -pause bin/shimless-pause -o _output/images.tar
 
-demo: binaries images bin/crictl
+demo: binaries images bin/crictl bin/runc
 	./hack/demo.sh
 
 unit:
 	$(GO) vet ./...
 	$(GO) test $(UNIT_FLAGS) ./...
 
-integration: binaries images
+integration: binaries images bin/crictl bin/runc
 	$(GO) test -tags integration -count=1 -timeout 60m -v ./integration/
 
 test:

@@ -68,3 +68,42 @@ func TestRuncPodLogs(t *testing.T) {
 		t.Errorf("after pod removal, still on the host:\n%s", strings.Join(leaks, "\n"))
 	}
 }
+
+// TestRuncUserNamespaceIOOwnership: on runc, a hostUsers:false pod's
+// container writes its logs: CRI's IoUid/IoGid (runc's task options) still
+// reach the runc shim through the router, as upstream (containerd's
+// TestIssue10598 case).
+func TestRuncUserNamespaceIOOwnership(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	pod := d.PodConfig("runc-userns")
+	mapping := []*runtimeapi.IDMapping{{HostId: 65536 * 7, ContainerId: 0, Length: 65536}}
+	pod.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtimeapi.NamespaceOption{
+			UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: mapping, Gids: mapping},
+		},
+	}
+	podID := d.RunPod(pod, "runc")
+	c := harness.ContainerConfig("userns", "sh", "-c", "echo uid=$(id -u); echo map $(cat /proc/self/uid_map); echo to-stderr >&2")
+	c.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: pod.Linux.SecurityContext.NamespaceOptions}
+	id := d.StartContainer(podID, pod, c)
+	if code := d.WaitExited(id, 30*time.Second).ExitCode; code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+	lines, err := d.ContainerLog(pod, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// echo collapses uid_map's padding: "map 0 458752 65536".
+	for _, want := range []string{"stdout uid=0", "stdout map 0 458752 65536", "stderr to-stderr"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("log %q lacks %q", lines, want)
+		}
+	}
+	ctx := context.Background()
+	if _, err := d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+}

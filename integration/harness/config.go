@@ -11,6 +11,7 @@ import (
 type Config struct {
 	Dir, Root, State, Address string
 	RunscPath                 string
+	RuncPath                  string
 	// ShimlessConfig is extra TOML for the shimless plugin table.
 	ShimlessConfig string
 	Bridge, Subnet string
@@ -38,6 +39,8 @@ state = "{{.State}}"
     default_runtime_name = "runc"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+        BinaryName = "{{.RuncPath}}"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc]
       runtime_type = "io.containerd.runsc.v1"
       sandboxer = "runsc"

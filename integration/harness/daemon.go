@@ -96,7 +96,7 @@ func Start(t testing.TB, opts Options) *Daemon {
 	RequireRoot(t)
 	repo := RepoRoot(t)
 	binDir := filepath.Join(repo, "bin")
-	for _, b := range []string{"containerd", "ctr", "containerd-shim-runc-v2", "runsc", "shimless-pause"} {
+	for _, b := range []string{"containerd", "ctr", "containerd-shim-runc-v2", "runsc", "runc", "shimless-pause"} {
 		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
 			t.Fatalf("%s: %v (run `make` first)", filepath.Join(binDir, b), err)
 		}
@@ -137,7 +137,7 @@ func Start(t testing.TB, opts Options) *Daemon {
 	}
 	if err := WriteConfig(Config{
 		Dir: d.Dir, Root: d.Root, State: d.State, Address: d.Address,
-		RunscPath: runscPath, ShimlessConfig: opts.ShimlessConfig,
+		RunscPath: runscPath, RuncPath: filepath.Join(binDir, "runc"), ShimlessConfig: opts.ShimlessConfig,
 		Bridge: d.Bridge, Subnet: d.Subnet,
 	}); err != nil {
 		t.Fatal(err)

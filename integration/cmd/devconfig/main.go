@@ -26,7 +26,7 @@ func main() {
 	if err == nil {
 		err = harness.WriteConfig(harness.Config{
 			Dir: *dir, Root: filepath.Join(*dir, "root"), State: filepath.Join(*dir, "state"),
-			Address: filepath.Join(*dir, "c.sock"), RunscPath: runsc,
+			Address: filepath.Join(*dir, "c.sock"), RunscPath: runsc, RuncPath: filepath.Join(filepath.Dir(runsc), "runc"),
 			Bridge: *bridge, Subnet: *subnet,
 		})
 	}
