@@ -325,6 +325,13 @@ func TestRunscPauseResumeUpdate(t *testing.T) {
 	if err != nil {
 		t.Errorf("UpdateContainerResources: %v", err)
 	}
+	// SIGKILL to every process of the container: exit code 137.
+	if _, err := d.Ctr("tasks", "kill", "--all", "--signal", "SIGKILL", id); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.WaitExited(id, 10*time.Second).ExitCode; code != 137 {
+		t.Errorf("exit code %d after SIGKILL, want 137", code)
+	}
 	stopAndRemove(t, d, podID)
 	noLeaks(t, d)
 }
