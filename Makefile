@@ -28,7 +28,7 @@ GO_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -tags '$(GO_TAGS)'
 
 BINARIES := bin/containerd bin/ctr bin/containerd-shim-runc-v2 bin/runsc bin/shimless-pause
 
-.PHONY: all binaries images demo test unit integration install clean check-gvisor-pin FORCE
+.PHONY: all binaries images demo test unit integration bench install clean check-gvisor-pin FORCE
 all: binaries
 binaries: $(BINARIES)
 
@@ -79,6 +79,11 @@ integration: binaries images bin/crictl bin/runc
 
 test:
 	./hack/test.sh
+
+# Benchmarks (root): pod start/stop on runsc against runc measured in the
+# same run, and containerd's memory per runsc pod against the sandboxes'.
+bench: binaries images bin/runc
+	$(GO) test -tags integration -run '^$$' -bench . -benchtime 5x -count 1 ./integration/
 
 install: binaries
 	install -d $(DESTDIR)$(PREFIX)/bin

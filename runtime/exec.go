@@ -196,7 +196,7 @@ func (e *Exec) Kill(ctx context.Context, signal uint32, _ bool) error {
 
 // CloseIO delivers EOF to the exec's stdin.
 func (e *Exec) CloseIO(context.Context) error {
-	e.stdio.closeStdin()
+	e.stdio.finishStdin()
 	return nil
 }
 

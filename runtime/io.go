@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/containerd/console"
 	"github.com/containerd/containerd/v2/core/runtime"
@@ -32,6 +33,9 @@ type stdio struct {
 	stdinFifo io.ReadCloser
 	stdinW    *os.File
 	closeOnce sync.Once
+	// copied is closed when the stdin copier has seen the FIFO's EOF and
+	// passed everything on.
+	copied chan struct{}
 	// console is the pty master of a TTY process; containerd copies
 	// between it and the FIFOs.
 	console console.Console
@@ -89,8 +93,10 @@ func openIO(ctx context.Context, pio runtime.IO) (_ *stdio, release func(), retE
 		}
 		toClose = append(toClose, pr, pw)
 		s.files.In, s.stdinFifo, s.stdinW = pr, f, pw
+		s.copied = make(chan struct{})
 		go func() {
 			_, _ = io.Copy(pw, f)
+			close(s.copied)
 			s.closeStdin()
 		}()
 	}
@@ -104,7 +110,26 @@ func openIO(ctx context.Context, pio runtime.IO) (_ *stdio, release func(), retE
 	return s, release, nil
 }
 
-// closeStdin delivers EOF to the process's stdin.
+// stdinDrainTimeout bounds how long CloseIO waits for stdin data still in
+// flight (the client has closed its end; the copier drains what is left).
+const stdinDrainTimeout = 2 * time.Second
+
+// finishStdin is CloseIO: the client is done writing. Data still in the
+// FIFO or the copier goes to the process first, then it sees EOF.
+func (s *stdio) finishStdin() {
+	if s == nil || s.stdinFifo == nil {
+		return
+	}
+	if s.copied != nil {
+		select {
+		case <-s.copied:
+		case <-time.After(stdinDrainTimeout):
+		}
+	}
+	s.closeStdin()
+}
+
+// closeStdin delivers EOF to the process's stdin now.
 func (s *stdio) closeStdin() {
 	if s == nil || s.stdinFifo == nil {
 		return

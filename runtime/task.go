@@ -539,7 +539,7 @@ func (t *Task) Kill(ctx context.Context, signal uint32, all bool) error {
 
 // CloseIO delivers EOF to the init process's stdin.
 func (t *Task) CloseIO(context.Context) error {
-	t.stdio.closeStdin()
+	t.stdio.finishStdin()
 	return nil
 }
 

@@ -323,3 +323,10 @@ func (d *Daemon) stop() {
 		d.conn.Close()
 	}
 }
+
+// Pid is containerd's pid.
+func (d *Daemon) Pid() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cmd.Process.Pid
+}
