@@ -76,15 +76,9 @@ func TestRuncPodLogs(t *testing.T) {
 func TestRuncUserNamespaceIOOwnership(t *testing.T) {
 	d := harness.Start(t, harness.Options{})
 	pod := d.PodConfig("runc-userns")
-	mapping := []*runtimeapi.IDMapping{{HostId: 65536 * 7, ContainerId: 0, Length: 65536}}
-	pod.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{
-		NamespaceOptions: &runtimeapi.NamespaceOption{
-			UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: mapping, Gids: mapping},
-		},
-	}
-	podID := d.RunPod(pod, "runc")
 	c := harness.ContainerConfig("userns", "sh", "-c", "echo uid=$(id -u); echo map $(cat /proc/self/uid_map); echo to-stderr >&2")
-	c.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: pod.Linux.SecurityContext.NamespaceOptions}
+	harness.UserNamespace(pod, 65536*7, c)
+	podID := d.RunPod(pod, "runc")
 	id := d.StartContainer(podID, pod, c)
 	if code := d.WaitExited(id, 30*time.Second).ExitCode; code != 0 {
 		t.Errorf("exit code %d", code)
@@ -99,11 +93,5 @@ func TestRuncUserNamespaceIOOwnership(t *testing.T) {
 			t.Errorf("log %q lacks %q", lines, want)
 		}
 	}
-	ctx := context.Background()
-	if _, err := d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
-		t.Fatal(err)
-	}
+	stopAndRemove(t, d, podID)
 }

@@ -194,17 +194,9 @@ func TestRunscContainerSurvivesKill9(t *testing.T) {
 func TestRunscUserNamespaceContainerLogs(t *testing.T) {
 	d := harness.Start(t, harness.Options{ShimlessConfig: os.Getenv("SHIMLESS_TEST_PLUGIN_CONFIG")})
 	pod := d.PodConfig("runsc-userns-logs")
-	mapping := []*runtimeapi.IDMapping{{HostId: 65536 * 6, ContainerId: 0, Length: 65536}}
-	pod.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{
-		NamespaceOptions: &runtimeapi.NamespaceOption{
-			UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: mapping, Gids: mapping},
-		},
-	}
-	podID := d.RunPod(pod, "runsc")
 	c := harness.ContainerConfig("userns", "sh", "-c", "echo uid=$(id -u)")
-	c.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{
-		NamespaceOptions: pod.Linux.SecurityContext.NamespaceOptions,
-	}
+	harness.UserNamespace(pod, 65536*6, c)
+	podID := d.RunPod(pod, "runsc")
 	id := d.StartContainer(podID, pod, c)
 	if code := d.WaitExited(id, 30*time.Second).ExitCode; code != 0 {
 		t.Errorf("exit code %d", code)

@@ -333,12 +333,7 @@ func TestRunscStartFailure(t *testing.T) {
 func TestRunscUserNamespacePod(t *testing.T) {
 	d := harness.Start(t, harness.Options{ShimlessConfig: os.Getenv("SHIMLESS_TEST_PLUGIN_CONFIG")})
 	pod := d.PodConfig("runsc-userns")
-	mapping := []*runtimeapi.IDMapping{{HostId: 65536 * 5, ContainerId: 0, Length: 65536}}
-	pod.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{
-		NamespaceOptions: &runtimeapi.NamespaceOption{
-			UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: mapping, Gids: mapping},
-		},
-	}
+	harness.UserNamespace(pod, 65536*5)
 	id := d.RunPod(pod, "runsc")
 	st := podState(t, d, id)
 	if st.Status.State != runtimeapi.PodSandboxState_SANDBOX_READY {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/core/runtime"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/fifo"
+	"golang.org/x/sys/unix"
 
 	"github.com/shimless/shimless/sandbox/runsc"
 )
@@ -39,6 +41,12 @@ type stdio struct {
 	// console is the pty master of a TTY process; containerd copies
 	// between it and the FIFOs.
 	console console.Console
+	// pty is the pollable, non-blocking handle on the master the copiers
+	// use (see attachConsole); consoleDone is closed when the output copier
+	// has ended.
+	pty         *os.File
+	consoleDone chan struct{}
+	lastOutput  atomic.Int64
 }
 
 func openOutput(path string) (*os.File, error) {
@@ -149,10 +157,40 @@ func (s *stdio) attachConsole(ctx context.Context, master console.Console, pio r
 	if err != nil {
 		return fmt.Errorf("open stdout %s: %w", pio.Stdout, err)
 	}
-	s.console = master
-	go func() {
-		_, _ = io.Copy(out, master)
+	// The master's open file description is shared with the dup parked in
+	// the sandbox (ttypark.go), and the sentry makes it non-blocking. So
+	// copy through a non-blocking dup wrapped by os.NewFile, which Go's
+	// poller serves: EAGAIN waits instead of ending the copy, and Close
+	// unblocks a pending read.
+	dup, err := unix.Dup(int(master.Fd()))
+	if err != nil {
 		out.Close()
+		return fmt.Errorf("pty master: %w", err)
+	}
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		out.Close()
+		return fmt.Errorf("pty master: %w", err)
+	}
+	s.console, s.pty = master, os.NewFile(uintptr(dup), "pty-master")
+	s.consoleDone = make(chan struct{})
+	s.lastOutput.Store(time.Now().UnixNano())
+	go func() {
+		defer close(s.consoleDone)
+		defer out.Close()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := s.pty.Read(buf)
+			if n > 0 {
+				s.lastOutput.Store(time.Now().UnixNano())
+				if _, werr := out.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
 	}()
 	if pio.Stdin != "" {
 		f, err := fifo.OpenFifo(context.WithoutCancel(ctx), pio.Stdin, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -160,7 +198,7 @@ func (s *stdio) attachConsole(ctx context.Context, master console.Console, pio r
 			return fmt.Errorf("open stdin %s: %w", pio.Stdin, err)
 		}
 		s.stdinFifo = f
-		go func() { _, _ = io.Copy(master, f) }()
+		go func() { _, _ = io.Copy(s.pty, f) }()
 	}
 	return nil
 }
@@ -173,11 +211,32 @@ func (s *stdio) resize(size runtime.ConsoleSize) error {
 	return s.console.Resize(console.WinSize{Width: uint16(size.Width), Height: uint16(size.Height)})
 }
 
-// closeConsole releases the pty master once the process is gone.
+// consoleDrainIdle and consoleDrainMax bound how long closing a terminal
+// waits for output still in the pty: until the copier has been idle that
+// long, or has ended, at most consoleDrainMax.
+const (
+	consoleDrainIdle = 200 * time.Millisecond
+	consoleDrainMax  = 2 * time.Second
+)
+
+// closeConsole releases the pty master once the process is gone, after the
+// output still in the pty has been copied.
 func (s *stdio) closeConsole() {
-	if s != nil && s.console != nil {
-		s.console.Close()
+	if s == nil || s.console == nil {
+		return
 	}
+	deadline := time.Now().Add(consoleDrainMax)
+	for time.Now().Before(deadline) && time.Since(time.Unix(0, s.lastOutput.Load())) < consoleDrainIdle {
+		select {
+		case <-s.consoleDone:
+		case <-time.After(50 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	s.pty.Close()
+	<-s.consoleDone
+	s.console.Close()
 }
 
 // chownIO gives a process's stdio FIFOs and files to owner, as runc's shim

@@ -134,3 +134,17 @@ func (d *Daemon) Crictl(stdin string, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// UserNamespace makes pod (and the containers given) user-namespaced, as
+// kubelet does for hostUsers: false: root in the pod maps to hostID and the
+// 65535 ids after it.
+func UserNamespace(pod *runtimeapi.PodSandboxConfig, hostID uint32, containers ...*runtimeapi.ContainerConfig) {
+	mapping := []*runtimeapi.IDMapping{{HostId: hostID, ContainerId: 0, Length: 65536}}
+	ns := &runtimeapi.NamespaceOption{
+		UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: mapping, Gids: mapping},
+	}
+	pod.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: ns}
+	for _, c := range containers {
+		c.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: ns}
+	}
+}
