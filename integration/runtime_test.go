@@ -50,6 +50,11 @@ func TestRunscMultiContainerPod(t *testing.T) {
 	if s := podState(t, d, podID).Status.State; s != runtimeapi.PodSandboxState_SANDBOX_READY {
 		t.Errorf("pod is %s, want READY", s)
 	}
+	// CRI deletes the quitter's task once it exited: runsc runs the
+	// sandbox and the runner.
+	if n := podState(t, d, podID).Info["containerCount"]; n != "2" {
+		t.Errorf("verbose containerCount %q, want 2 (the sandbox and the running container)", n)
+	}
 	d.Eventually(10*time.Second, func() error {
 		for cfg, want := range map[*runtimeapi.ContainerConfig]string{quitter: "stdout quitting", runner: "stdout running"} {
 			lines, err := d.ContainerLog(pod, cfg)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -28,7 +27,6 @@ type Exec struct {
 	id   string
 	spec specs.Process
 	io   runtime.IO
-	dir  string
 
 	mu         sync.Mutex
 	status     runtime.Status
@@ -55,8 +53,7 @@ func (t *Task) Exec(ctx context.Context, id string, opts runtime.ExecOpts) (runt
 	if _, ok := t.execs[id]; ok {
 		return nil, fmt.Errorf("exec %s in %s: %w", id, t.id, errdefs.ErrAlreadyExists)
 	}
-	e := &Exec{task: t, id: id, spec: proc, io: opts.IO, dir: filepath.Join(t.dir, "execs", id),
-		status: runtime.CreatedStatus, exited: make(chan struct{})}
+	e := &Exec{task: t, id: id, spec: proc, io: opts.IO, status: runtime.CreatedStatus, exited: make(chan struct{})}
 	t.execs[id] = e
 	t.publish(ctx, "/tasks/exec-added", &eventstypes.TaskExecAdded{ContainerID: t.id, ExecID: id})
 	return e, nil
@@ -230,6 +227,5 @@ func (e *Exec) Delete(ctx context.Context) (*runtime.Exit, error) {
 	t.mu.Lock()
 	delete(t.execs, e.id)
 	t.mu.Unlock()
-	os.RemoveAll(e.dir)
 	return exit, nil
 }

@@ -275,6 +275,7 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 	if root {
 		createIO = sio.files
 	}
+	co := runsc.CreateOptions{Stdio: createIO, OutputPath: filepath.Join(t.dir, "runsc.err"), UserLog: true}
 	// A TTY container's pty master comes back over a console socket.
 	var consoleSocket *runc.Socket
 	if opts.IO.Terminal {
@@ -282,12 +283,9 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 			return nil, fmt.Errorf("container %s: console socket: %w", id, err)
 		}
 		defer consoleSocket.Close()
+		co.ConsoleSocket = consoleSocket
 	}
-	var cs runc.ConsoleSocket
-	if consoleSocket != nil {
-		cs = consoleSocket
-	}
-	err = client.CreateContainer(ctx, id, t.dir, createIO, filepath.Join(t.dir, "runsc.err"), cs)
+	err = client.Create(ctx, id, t.dir, co)
 	if root || err != nil || opts.IO.Terminal {
 		release()
 	} else {
@@ -332,15 +330,7 @@ func (t *Task) persist() error {
 		Status: t.status, Pid: t.pid, ExitStatus: t.exitStatus, ExitedAt: t.exitedAt, Flags: t.runsc.Flags,
 	}
 	t.mu.Unlock()
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(t.dir, ".task.json.tmp")
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(t.dir, "task.json"))
+	return sandbox.WriteJSONAtomic(filepath.Join(t.dir, "task.json"), rec)
 }
 
 func (t *Task) publish(ctx context.Context, topic string, event any) {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -177,14 +176,6 @@ func (c *Controller) debugHint(id string) string {
 	return fmt.Sprintf("runsc output in %s; %s", out, c.runsc.DebugLogHint())
 }
 
-func trimOutput(s string) string {
-	s = strings.TrimSpace(s)
-	if len(s) > 2048 {
-		s = "..." + s[len(s)-2048:]
-	}
-	return s
-}
-
 // Publisher is containerd's event exchange.
 func (c *Controller) Publisher() events.Publisher { return c.opts.Publisher }
 
@@ -194,26 +185,32 @@ func (c *Controller) Context() context.Context { return c.ctx }
 // RunscFor returns the runsc client for a sandbox's containers (with the
 // sandbox's own flags) and a channel closed when the sandbox has exited.
 func (c *Controller) RunscFor(sandboxID string) (*runsc.Client, <-chan struct{}, error) {
-	s, err := c.get(sandboxID)
+	s, rec, err := c.running(sandboxID)
 	if err != nil {
 		return nil, nil, err
-	}
-	rec := s.snapshot()
-	if rec.State != StateRunning {
-		return nil, nil, fmt.Errorf("sandbox %s is %s: %w", sandboxID, rec.State, errdefs.ErrFailedPrecondition)
 	}
 	return c.runsc.For(rec.Flags), s.exited, nil
 }
 
 // SandboxPid is the host pid of a running sandbox's runsc sandbox process.
 func (c *Controller) SandboxPid(id string) (int, error) {
-	s, err := c.get(id)
+	_, rec, err := c.running(id)
 	if err != nil {
 		return 0, err
 	}
+	return int(rec.Pid), nil
+}
+
+// running returns a sandbox and its record if it is running, else
+// NotFound or FailedPrecondition.
+func (c *Controller) running(id string) (*Sandbox, record, error) {
+	s, err := c.get(id)
+	if err != nil {
+		return nil, record{}, err
+	}
 	rec := s.snapshot()
 	if rec.State != StateRunning {
-		return 0, fmt.Errorf("sandbox %s is %s: %w", id, rec.State, errdefs.ErrFailedPrecondition)
+		return nil, record{}, fmt.Errorf("sandbox %s is %s: %w", id, rec.State, errdefs.ErrFailedPrecondition)
 	}
-	return int(rec.Pid), nil
+	return s, rec, nil
 }

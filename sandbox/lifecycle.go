@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/containerd/containerd/api/types"
@@ -234,8 +236,8 @@ func (c *Controller) Start(ctx context.Context, id string) (_ sandbox.Controller
 	}, nil
 }
 
-// readSpecAny returns the bundle's OCI spec as CRI and NRI expect it.
-func readSpecAny(bundle string) (typeurl.Any, error) {
+// readSpec returns the OCI spec in a bundle.
+func readSpec(bundle string) (*specs.Spec, error) {
 	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		return nil, err
@@ -244,7 +246,16 @@ func readSpecAny(bundle string) (typeurl.Any, error) {
 	if err := json.Unmarshal(data, &spec); err != nil {
 		return nil, err
 	}
-	return typeurl.MarshalAny(&spec)
+	return &spec, nil
+}
+
+// readSpecAny returns the bundle's OCI spec as CRI and NRI expect it.
+func readSpecAny(bundle string) (typeurl.Any, error) {
+	spec, err := readSpec(bundle)
+	if err != nil {
+		return nil, err
+	}
+	return typeurl.MarshalAny(spec)
 }
 
 // startMonitor watches the running sandbox for its exit, in this process:
@@ -431,14 +442,12 @@ func (c *Controller) Status(ctx context.Context, id string, verbose bool) (sandb
 		st.State = "SANDBOX_READY"
 	}
 	if verbose {
-		platform := rec.Flags["platform"]
-		if p, ok := c.runsc.Flags["platform"]; ok && platform == "" {
-			platform = p
-		}
+		runscFlags := c.runsc.For(rec.Flags).Flags
+		platform := runscFlags["platform"]
 		if platform == "" {
 			platform = "default (systrap)"
 		}
-		flags, _ := json.Marshal(mergeFlags(c.runsc.Flags, rec.Flags))
+		flags, _ := json.Marshal(runscFlags)
 		st.Info = map[string]string{
 			"runtime":        "runsc",
 			"runscVersion":   c.runscVersion,
@@ -450,7 +459,7 @@ func (c *Controller) Status(ctx context.Context, id string, verbose bool) (sandb
 			"netnsPath":      rec.NetNSPath,
 			"bundle":         s.bundle,
 			"runscFlags":     string(flags),
-			"containerCount": "1",
+			"containerCount": c.containerCount(ctx, rec),
 		}
 		if rec.State == StateStopped {
 			st.Info["exitStatus"] = fmt.Sprint(rec.ExitStatus)
@@ -464,13 +473,7 @@ func (c *Controller) Status(ctx context.Context, id string, verbose bool) (sandb
 // (the fields of its podsandbox SandboxInfo that apply here).
 func (c *Controller) criInfo(s *Sandbox, rec record) string {
 	cfg, _ := rec.podConfig()
-	var spec *specs.Spec
-	if data, err := os.ReadFile(filepath.Join(s.bundle, "config.json")); err == nil {
-		spec = &specs.Spec{}
-		if json.Unmarshal(data, spec) != nil {
-			spec = nil
-		}
-	}
+	spec, _ := readSpec(s.bundle)
 	status := string(rec.State)
 	info := struct {
 		Pid         uint32                       `json:"pid"`
@@ -483,15 +486,20 @@ func (c *Controller) criInfo(s *Sandbox, rec record) string {
 	return string(b)
 }
 
-func mergeFlags(a, b map[string]string) map[string]string {
-	out := map[string]string{}
-	for k, v := range a {
-		out[k] = v
+// containerCount is how many containers runsc runs in the sandbox, its
+// root container included; "unknown" when runsc cannot say.
+func (c *Controller) containerCount(ctx context.Context, rec record) string {
+	list, err := c.runsc.For(rec.Flags).List(ctx)
+	if err != nil {
+		return "unknown"
 	}
-	for k, v := range b {
-		out[k] = v
+	n := 0
+	for _, ct := range list {
+		if ct.ID == rec.ID || ct.Annotations[AnnotationSandboxID] == rec.ID {
+			n++
+		}
 	}
-	return out
+	return strconv.Itoa(n)
 }
 
 // Shutdown stops the sandbox if needed and removes everything of it.
@@ -526,13 +534,9 @@ func (c *Controller) Shutdown(ctx context.Context, id string) error {
 // Metrics returns the sandbox cgroup's metrics in the cgroups v1/v2 type
 // CRI decodes for PodSandboxStats.
 func (c *Controller) Metrics(ctx context.Context, id string) (*types.Metric, error) {
-	s, err := c.get(id)
+	_, rec, err := c.running(id)
 	if err != nil {
 		return nil, err
-	}
-	rec := s.snapshot()
-	if rec.State != StateRunning {
-		return nil, fmt.Errorf("sandbox %s is %s: %w", id, rec.State, errdefs.ErrFailedPrecondition)
 	}
 	data, err := cgroupMetrics(rec.SandboxCgroup)
 	if err != nil {
@@ -555,7 +559,7 @@ func (c *Controller) Update(ctx context.Context, id string, info sandbox.Sandbox
 	}
 	for _, f := range fields {
 		switch {
-		case f == "labels" || len(f) > 7 && f[:7] == "labels.":
+		case f == "labels" || strings.HasPrefix(f, "labels."):
 			s.mu.Lock()
 			s.rec.Labels = info.Labels
 			rec := s.rec
@@ -563,7 +567,7 @@ func (c *Controller) Update(ctx context.Context, id string, info sandbox.Sandbox
 			if err := writeRecord(s.recordPath, rec); err != nil {
 				return err
 			}
-		case f == "extensions" || len(f) > 11 && f[:11] == "extensions.":
+		case f == "extensions" || strings.HasPrefix(f, "extensions."):
 		default:
 			return fmt.Errorf("sandbox %s: updating %q of a runsc sandbox: %w", id, f, errdefs.ErrNotImplemented)
 		}

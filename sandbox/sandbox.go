@@ -141,9 +141,19 @@ func (s *Sandbox) transition(next State, update func(*record)) error {
 	return nil
 }
 
-// writeRecord writes rec to path atomically (temp file, fsync, rename).
+// writeRecord writes rec to path atomically.
 func writeRecord(path string, rec record) error {
-	data, err := json.Marshal(rec)
+	if err := WriteJSONAtomic(path, rec); err != nil {
+		return fmt.Errorf("write sandbox record %s: %w", path, err)
+	}
+	return nil
+}
+
+// WriteJSONAtomic writes v as JSON to path atomically (temp file in the
+// same directory, fsync, rename): a crash leaves the old file or the new
+// one, never a torn one. The task runtime's records use it too.
+func WriteJSONAtomic(path string, v any) error {
+	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
@@ -166,10 +176,7 @@ func writeRecord(path string, rec record) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write sandbox record %s: %w", path, err)
-	}
-	return nil
+	return os.Rename(tmp.Name(), path)
 }
 
 func readRecord(path string) (record, error) {

@@ -62,27 +62,46 @@ func (c *Client) DebugLogHint() string {
 	return "runsc debug logs are in " + c.DebugLogDir
 }
 
-// CreateOptions are per-sandbox runsc create settings.
+// CreateOptions are the settings of one `runsc create`.
 type CreateOptions struct {
-	// OutputPath receives the container's stdout/stderr and runsc's own
-	// error output.
+	// Stdio is handed to runsc create; Out and Err default to OutputPath.
+	Stdio IO
+	// OutputPath receives runsc's own error output (and stdio not given).
 	OutputPath string
+	// UserLog makes runsc also write its user-visible log to OutputPath.
+	UserLog bool
+	// ConsoleSocket, when not nil, receives the pty master of a TTY
+	// container.
+	ConsoleSocket runc.ConsoleSocket
 }
 
-// Create runs `runsc create` for bundle and returns runsc's error output
-// with the error.
+// Create runs `runsc create` for bundle: a sandbox's root container, or a
+// container that joins its sandbox (the spec carries the CRI sandbox
+// annotations). Its error carries runsc's error output.
 func (c *Client) Create(ctx context.Context, id, bundle string, opts CreateOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, CreateTimeout)
 	defer cancel()
-	f, err := os.OpenFile(opts.OutputPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
+	stdio := opts.Stdio
+	if stdio.Err == nil || stdio.Out == nil {
+		f, err := os.OpenFile(opts.OutputPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if stdio.Err == nil {
+			stdio.Err = f
+		}
+		if stdio.Out == nil {
+			stdio.Out = f
+		}
 	}
-	defer f.Close()
-	err = c.cmd().Create(ctx, id, bundle, &runsccmd.CreateOpts{IO: IO{Out: f, Err: f}})
-	if err != nil {
+	ro := &runsccmd.CreateOpts{IO: stdio, ConsoleSocket: opts.ConsoleSocket}
+	if opts.UserLog {
+		ro.UserLog = opts.OutputPath
+	}
+	if err := c.cmd().Create(ctx, id, bundle, ro); err != nil {
 		out, _ := os.ReadFile(opts.OutputPath)
-		return fmt.Errorf("runsc create: %w: %s", err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("runsc create %s: %w: %s", id, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
@@ -258,35 +277,6 @@ func (o IO) Set(cmd *exec.Cmd) {
 	}
 }
 
-// CreateContainer runs `runsc create` for a container that joins its
-// sandbox (the spec carries the CRI sandbox annotations). runsc's own error
-// output goes to errPath.
-//
-// consoleSocket, when not nil, receives the pty master of a TTY container.
-func (c *Client) CreateContainer(ctx context.Context, id, bundle string, stdio IO, errPath string, consoleSocket runc.ConsoleSocket) error {
-	ctx, cancel := context.WithTimeout(ctx, CreateTimeout)
-	defer cancel()
-	if stdio.Err == nil || stdio.Out == nil {
-		f, err := os.OpenFile(errPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if stdio.Err == nil {
-			stdio.Err = f
-		}
-		if stdio.Out == nil {
-			stdio.Out = f
-		}
-	}
-	opts := &runsccmd.CreateOpts{IO: stdio, UserLog: errPath, ConsoleSocket: consoleSocket}
-	if err := c.cmd().Create(ctx, id, bundle, opts); err != nil {
-		out, _ := os.ReadFile(errPath)
-		return fmt.Errorf("runsc create %s: %w: %s", id, err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
 // containerManagerExecuteAsync is runsc's control RPC that starts a
 // process in a container and returns its pid (runsc/boot.ContMgrExecuteAsync).
 const containerManagerExecuteAsync = "containerManager.ExecuteAsync"
@@ -319,30 +309,18 @@ func (c *Client) ExecWithFiles(ctx context.Context, sandboxID, cid string, proc 
 		}
 		fds[guest] = f
 	}
-	in := stdio.In
-	if in == nil {
-		devnull, err := os.Open(os.DevNull)
+	fds[0], fds[1], fds[2] = stdio.In, stdio.Out, stdio.Err
+	for i := 0; i <= 2; i++ {
+		if fds[i] != nil {
+			continue
+		}
+		devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 		if err != nil {
 			return 0, err
 		}
 		defer devnull.Close()
-		in = devnull
+		fds[i] = devnull
 	}
-	out, errf := stdio.Out, stdio.Err
-	if out == nil || errf == nil {
-		devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-		if err != nil {
-			return 0, err
-		}
-		defer devnull.Close()
-		if out == nil {
-			out = devnull
-		}
-		if errf == nil {
-			errf = devnull
-		}
-	}
-	fds[0], fds[1], fds[2] = in, out, errf
 	args := &control.ExecArgs{
 		Argv:             proc.Args,
 		Envv:             proc.Env,
