@@ -113,6 +113,8 @@ func (d *Daemon) CgroupParent(name string) string {
 		entries, _ := os.ReadDir("/sys/fs/cgroup")
 		for _, e := range entries {
 			os.Remove(filepath.Join("/sys/fs/cgroup", e.Name(), parent))
+			// The shared root goes with the last parent under it.
+			os.Remove(filepath.Join("/sys/fs/cgroup", e.Name(), filepath.Dir(parent)))
 		}
 	})
 	return parent
