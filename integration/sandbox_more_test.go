@@ -349,3 +349,11 @@ func TestRunscUserNamespacePod(t *testing.T) {
 func asExitError(err error, target **exec.ExitError) bool {
 	return errors.As(err, target)
 }
+
+// forEachHandler runs f as a subtest for each way operators configure a
+// gVisor handler (harness.RunscHandlers).
+func forEachHandler(t *testing.T, f func(t *testing.T, handler string)) {
+	for _, h := range harness.RunscHandlers {
+		t.Run(h, func(t *testing.T) { f(t, h) })
+	}
+}

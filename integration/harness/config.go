@@ -7,6 +7,12 @@ import (
 	"text/template"
 )
 
+// RunscHandlers are the three ways operators configure a gVisor handler:
+// our plugin config (sandboxer runsc, no options), gVisor's drop-in
+// (sandboxer runsc plus options with ConfigPath), and shim style (default
+// podsandbox sandboxer, pause image, options with ConfigPath).
+var RunscHandlers = []string{"runsc", "runsc-dropin", "runsc-shim-style"}
+
 // Config is what the generated containerd config needs.
 type Config struct {
 	Dir, Root, State, Address string
@@ -45,6 +51,15 @@ state = "{{.State}}"
       runtime_type = "io.containerd.runsc.v1"
       sandboxer = "runsc"
       disable_pause_image_pull = true
+    # gVisor's documented drop-in for containerd 2.x: the runsc sandboxer
+    # plus the shim's options table pointing at a runsc.toml.
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc-dropin]
+      runtime_type = "io.containerd.runsc.v1"
+      sandboxer = "runsc"
+      disable_pause_image_pull = true
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc-dropin.options]
+        TypeUrl = "io.containerd.runsc.v1.options"
+        ConfigPath = "{{.Dir}}/runsc.toml"
     # A handler as written for gVisor's shim (containerd-shim-runsc-v1):
     # default podsandbox sandboxer, options pointing at a runsc.toml.
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc-shim-style]
