@@ -6,6 +6,8 @@
 #   make demo         build, start containerd on private dirs, run a pod, print its output
 #   make test         unit tests + integration tests (root; installs what they need)
 #   make install      install binaries under $(DESTDIR)$(PREFIX)/bin
+#   make modfile      apply patches/containerd to a copy of the pinned containerd
+#                     and write _output/go.mod (every Go command here uses it)
 #   make clean
 
 SHELL := /bin/bash
@@ -20,26 +22,37 @@ VERSION := $(CONTAINERD_VERSION)-shimless.$(SHIMLESS_VERSION)
 REVISION := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 PKG := github.com/shimless/shimless
 
+# containerd is built from the pinned release with patches/containerd applied
+# (hack/patch-containerd.sh); the version says how many patches it carries.
+PATCHES := $(sort $(wildcard patches/containerd/*.patch))
+MODFILE := _output/go.mod
+MOD := -modfile=$(CURDIR)/$(MODFILE)
+VERSION := $(VERSION)+patches.$(words $(PATCHES))
+
 CTRD_LDFLAGS := -X github.com/containerd/containerd/v2/version.Version=$(VERSION) \
 	-X github.com/containerd/containerd/v2/version.Revision=$(REVISION) \
 	-X github.com/containerd/containerd/v2/version.Package=$(PKG)
 GO_TAGS := urfave_cli_no_docs no_btrfs no_devmapper no_zfs
-GO_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -tags '$(GO_TAGS)'
+GO_BUILD := CGO_ENABLED=0 $(GO) build $(MOD) -trimpath -tags '$(GO_TAGS)'
 
 BINARIES := bin/containerd bin/ctr bin/containerd-shim-runc-v2 bin/runsc bin/shimless-pause
 
-.PHONY: all binaries images demo test unit integration bench install clean check-gvisor-pin FORCE
+.PHONY: all binaries images demo test unit integration bench install clean check-gvisor-pin modfile FORCE
 all: binaries
 binaries: $(BINARIES)
 
+modfile: $(MODFILE)
+$(MODFILE): go.mod go.sum $(PATCHES) hack/patch-containerd.sh
+	./hack/patch-containerd.sh
+
 # Go's build cache makes these cheap when nothing changed; always ask go.
-bin/containerd: FORCE
+bin/containerd: $(MODFILE) FORCE
 	$(GO_BUILD) -ldflags '$(CTRD_LDFLAGS)' -o $@ ./cmd/containerd
-bin/ctr: FORCE
+bin/ctr: $(MODFILE) FORCE
 	$(GO_BUILD) -ldflags '$(CTRD_LDFLAGS)' -o $@ github.com/containerd/containerd/v2/cmd/ctr
-bin/containerd-shim-runc-v2: FORCE
+bin/containerd-shim-runc-v2: $(MODFILE) FORCE
 	$(GO_BUILD) -ldflags '$(CTRD_LDFLAGS)' -o $@ github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
-bin/shimless-pause: FORCE
+bin/shimless-pause: $(MODFILE) FORCE
 	$(GO_BUILD) -ldflags '-s -w' -o $@ ./cmd/shimless-pause
 
 # runsc has its own build module (see build/runsc/go.mod); rebuilt only when
@@ -65,17 +78,17 @@ check-gvisor-pin:
 		echo "gvisor.dev/gvisor is $(GVISOR_VERSION) in go.mod but $$pin in build/runsc/go.mod" >&2; exit 1; fi
 
 images: bin/shimless-pause FORCE
-	$(GO) run ./integration/cmd/testimages -pause bin/shimless-pause -o _output/images.tar
+	$(GO) run $(MOD) ./integration/cmd/testimages -pause bin/shimless-pause -o _output/images.tar
 
 demo: binaries images bin/crictl bin/runc
 	./hack/demo.sh
 
-unit:
-	$(GO) vet ./...
-	$(GO) test $(UNIT_FLAGS) ./...
+unit: $(MODFILE)
+	$(GO) vet $(MOD) ./...
+	$(GO) test $(MOD) $(UNIT_FLAGS) ./...
 
 integration: binaries images bin/crictl bin/runc
-	$(GO) test -tags integration -count=1 -timeout 60m -v ./integration/
+	$(GO) test $(MOD) -tags integration -count=1 -timeout 60m -v ./integration/
 
 test:
 	./hack/test.sh
@@ -83,7 +96,7 @@ test:
 # Benchmarks (root): pod start/stop on runsc against runc measured in the
 # same run, and containerd's memory per runsc pod against the sandboxes'.
 bench: binaries images bin/runc
-	$(GO) test -tags integration -run '^$$' -bench . -benchtime 5x -count 1 ./integration/
+	$(GO) test $(MOD) -tags integration -run '^$$' -bench . -benchtime 5x -count 1 ./integration/
 
 install: binaries
 	install -d $(DESTDIR)$(PREFIX)/bin

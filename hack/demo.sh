@@ -22,7 +22,7 @@ cleanup() {
 }
 if [[ -z ${KEEP:-} ]]; then trap cleanup EXIT; fi
 
-go run ./integration/cmd/devconfig -dir "$dir" -runsc bin/runsc
+go run -modfile=_output/go.mod ./integration/cmd/devconfig -dir "$dir" -runsc bin/runsc
 printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 60\n' "$sock" "$sock" >"$dir/crictl.yaml"
 PATH=$PWD/bin:$PATH bin/containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
 ctrd=$!

@@ -5,13 +5,10 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	apitypes "github.com/containerd/containerd/api/types"
-	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/core/runtime"
 	"github.com/containerd/errdefs"
-	"github.com/containerd/typeurl/v2"
 )
 
 // RunscRuntimeType is the runtime_type of gVisor handlers; containers
@@ -59,56 +56,17 @@ func (r *Router) isRunsc(opts runtime.CreateOpts) bool {
 	return opts.Runtime == RunscRuntimeType
 }
 
-// Create routes by the container's sandbox and runtime name.
-//
-// runc's task option type (containerd.runc.v1.Options, which CRI fills with
-// IoUid/IoGid for user-namespaced pods for every runtime) reaches only
-// runc. The runsc runtime gets the IO owner as plain data; any other
-// runtime gets no runc-typed task options at all (they would fail with
-// `unsupported option type "containerd.runc.v1.Options"`).
+// Create routes by the container's sandbox and runtime name. Stock tasks
+// go to the stock runtime untouched. runsc tasks take no task options: the
+// runtime derives what it needs (the IO owner of a user-namespaced pod)
+// from the container's spec. containerd's CRI is patched to send runc's
+// IO-ownership options to runc only (patches/containerd/0001).
 func (r *Router) Create(ctx context.Context, taskID string, opts runtime.CreateOpts) (runtime.Task, error) {
-	runcOpts, err := runcTaskOptions(opts.TaskOptions)
-	if err != nil {
-		return nil, err
-	}
 	if r.isRunsc(opts) {
-		var owner *IOOwner
-		if runcOpts != nil {
-			if runcOpts.IoUid != 0 || runcOpts.IoGid != 0 {
-				owner = &IOOwner{UID: runcOpts.IoUid, GID: runcOpts.IoGid}
-			}
-			opts.TaskOptions = nil
-		}
-		if rt, ok := r.runsc.(*Runtime); ok {
-			return rt.CreateOwned(ctx, taskID, opts, owner)
-		}
+		opts.TaskOptions = nil
 		return r.runsc.Create(ctx, taskID, opts)
 	}
-	if runcOpts != nil && !isRuncRuntime(opts.Runtime) {
-		opts.TaskOptions = nil
-	}
 	return r.stock.Create(ctx, taskID, opts)
-}
-
-// runcTaskOptions decodes task options of runc's type; nil for none or
-// another type.
-func runcTaskOptions(a typeurl.Any) (*options.Options, error) {
-	if a == nil || a.GetTypeUrl() == "" {
-		return nil, nil
-	}
-	if !typeurl.Is(a, &options.Options{}) {
-		return nil, nil
-	}
-	var o options.Options
-	if err := typeurl.UnmarshalTo(a, &o); err != nil {
-		return nil, fmt.Errorf("task options: %w", err)
-	}
-	return &o, nil
-}
-
-// isRuncRuntime reports whether a runtime name is containerd's runc shim.
-func isRuncRuntime(name string) bool {
-	return strings.HasPrefix(name, "io.containerd.runc.") || strings.HasSuffix(name, "containerd-shim-runc-v2")
 }
 
 // Get asks the runsc runtime first, then the stock one.

@@ -46,10 +46,10 @@ func TestRouterCreate(t *testing.T) {
 	}{
 		{"runc keeps runc options", runtime.CreateOpts{Runtime: "io.containerd.runc.v2", TaskOptions: ioOwner}, false, true},
 		{"runc by path keeps runc options", runtime.CreateOpts{Runtime: "/usr/bin/containerd-shim-runc-v2", TaskOptions: ioOwner}, false, true},
-		{"other shim never gets runc options", runtime.CreateOpts{Runtime: "io.containerd.kata.v2", TaskOptions: ioOwner}, false, false},
+		{"other shims get their options untouched", runtime.CreateOpts{Runtime: "io.containerd.kata.v2", TaskOptions: ioOwner}, false, true},
 		{"runsc sandbox member", runtime.CreateOpts{Runtime: "io.containerd.runc.v2", SandboxID: "pod1"}, true, false},
 		{"runsc runtime name", runtime.CreateOpts{Runtime: RunscRuntimeType}, true, false},
-		{"runsc gets owner as data, not runc options", runtime.CreateOpts{Runtime: RunscRuntimeType, TaskOptions: ioOwner}, true, false},
+		{"runsc takes no task options", runtime.CreateOpts{Runtime: RunscRuntimeType, TaskOptions: ioOwner}, true, false},
 		{"unknown sandbox goes to stock", runtime.CreateOpts{Runtime: "io.containerd.runc.v2", SandboxID: "pod2"}, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

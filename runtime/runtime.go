@@ -93,20 +93,8 @@ func (r *Runtime) Tasks(ctx context.Context, all bool) ([]runtime.Task, error) {
 	return out, nil
 }
 
-// IOOwner is who must own a container's stdio: the host uid/gid that the
-// container's root maps to in a user-namespaced pod. CRI sends it as runc's
-// task options; the Router hands it here as plain data.
-type IOOwner struct {
-	UID, GID uint32
-}
-
 // Create creates a container task in its runsc sandbox.
 func (r *Runtime) Create(ctx context.Context, id string, opts runtime.CreateOpts) (runtime.Task, error) {
-	return r.CreateOwned(ctx, id, opts, nil)
-}
-
-// CreateOwned is Create with the stdio owner of a user-namespaced pod.
-func (r *Runtime) CreateOwned(ctx context.Context, id string, opts runtime.CreateOpts, owner *IOOwner) (runtime.Task, error) {
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
 		return nil, err
@@ -122,7 +110,7 @@ func (r *Runtime) CreateOwned(ctx context.Context, id string, opts runtime.Creat
 	r.tasks[key(ns, id)] = placeholder
 	r.mu.Unlock()
 
-	t, err := r.createTask(ctx, ns, id, opts, owner)
+	t, err := r.createTask(ctx, ns, id, opts)
 	r.mu.Lock()
 	if err != nil {
 		delete(r.tasks, key(ns, id))
@@ -198,4 +186,29 @@ func (r *Runtime) sandboxOOM(sandboxID string) {
 			t.publish(r.sandboxes.Context(), "/tasks/oom", &eventstypes.TaskOOM{ContainerID: t.id})
 		}
 	}
+}
+
+// rootTask returns the task that is the root container of sandboxID (a
+// gVisor-shim style pod's pause container), or nil.
+func (r *Runtime) rootTask(ns, sandboxID string) *Task {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.tasks[key(ns, sandboxID)]
+	if !ok || t.creating || !t.root {
+		return nil
+	}
+	return t
+}
+
+// sandboxTasks returns the tasks that run in sandboxID, its root included.
+func (r *Runtime) sandboxTasks(ns, sandboxID string) []*Task {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*Task
+	for _, t := range r.tasks {
+		if !t.creating && t.ns == ns && t.sandboxID == sandboxID {
+			out = append(out, t)
+		}
+	}
+	return out
 }

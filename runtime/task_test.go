@@ -34,18 +34,3 @@ func TestUserNamespaceByMappings(t *testing.T) {
 		})
 	}
 }
-
-func TestIsRuncRuntime(t *testing.T) {
-	for name, want := range map[string]bool{
-		"io.containerd.runc.v2":                  true,
-		"io.containerd.runc.v1":                  true,
-		"/usr/local/bin/containerd-shim-runc-v2": true,
-		"io.containerd.runsc.v1":                 false,
-		"io.containerd.kata.v2":                  false,
-		"":                                       false,
-	} {
-		if got := isRuncRuntime(name); got != want {
-			t.Errorf("isRuncRuntime(%q) = %v, want %v", name, got, want)
-		}
-	}
-}
