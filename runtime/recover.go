@@ -3,13 +3,16 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/containerd/console"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/runtime"
 	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
 
 	"github.com/shimless/shimless/sandbox/runsc"
 )
@@ -19,6 +22,11 @@ import (
 // ended while containerd was down is reported exited (unknown status if
 // runsc no longer knows it).
 func (r *Runtime) recover(ctx context.Context) {
+	// Sandboxes this runtime runs itself (root containers of gVisor-shim
+	// style pods, private sandboxes), and ids whose record is unreadable:
+	// the controller's orphan sweep leaves them alone.
+	owned := map[string]bool{}
+	defer func() { r.sandboxes.SweepOrphans(ctx, owned) }()
 	nsDirs, _ := os.ReadDir(r.dir)
 	for _, nsd := range nsDirs {
 		taskDirs, _ := os.ReadDir(filepath.Join(r.dir, nsd.Name()))
@@ -30,9 +38,18 @@ func (r *Runtime) recover(ctx context.Context) {
 				err = json.Unmarshal(data, &rec)
 			}
 			l := log.G(ctx).WithFields(log.Fields{"container": td.Name(), "namespace": nsd.Name()})
+			if errors.Is(err, os.ErrNotExist) {
+				// A crash during Create, before its record: containerd
+				// never got this task. Unmount its rootfs before removing
+				// anything, so nothing is deleted through the mount.
+				l.Warn("task created without a record (a crash during create); removing it")
+				r.removeUnrecorded(ctx, td.Name(), dir)
+				continue
+			}
 			if err != nil {
-				l.WithError(err).Warn("task without a readable record; removing its state")
-				_ = os.RemoveAll(dir)
+				l.WithError(err).Error("unreadable task record; leaving the task and its container untouched")
+				owned[td.Name()] = true
+				owned[privateSandboxID(td.Name())] = true
 				continue
 			}
 			client := r.sandboxes.Runsc().For(rec.Flags)
@@ -51,7 +68,13 @@ func (r *Runtime) recover(ctx context.Context) {
 				close(t.exited)
 			case runtime.RunningStatus, runtime.PausedStatus:
 				st, err := client.State(ctx, rec.ID)
-				if err == nil && (st.Status == "running" || st.Status == "paused") {
+				// Only runsc's word that the container is stopped or gone
+				// ends it; any other failure (a timeout under load) leaves
+				// it to the exit watch, which asks the sandbox itself.
+				if (err == nil && (st.Status == "running" || st.Status == "paused")) || (err != nil && !errors.Is(err, runsc.ErrNotExist)) {
+					if err != nil {
+						l.WithError(err).Warn("runsc state failed during recovery; watching the container for its exit")
+					}
 					t.startMonitor()
 					if rec.IO.Terminal {
 						r.reattachTTY(ctx, t)
@@ -73,6 +96,9 @@ func (r *Runtime) recover(ctx context.Context) {
 			}
 			if t.root {
 				r.sandboxes.AcquireRoot()
+			}
+			if t.root || t.private {
+				owned[t.sandboxID] = true
 			}
 			r.tasks[key(rec.Namespace, rec.ID)] = t
 		}
@@ -97,5 +123,23 @@ func (r *Runtime) reattachTTY(ctx context.Context, t *Task) {
 	}
 	if err != nil {
 		l.WithError(err).Warn("cannot re-attach the TTY")
+	}
+}
+
+// removeUnrecorded removes what a Create that crashed before its record
+// left: the runsc container (never started: containerd has no task for
+// it), the rootfs mount, then the directory.
+func (r *Runtime) removeUnrecorded(ctx context.Context, id, dir string) {
+	l := log.G(ctx).WithField("container", id)
+	if err := r.sandboxes.Runsc().Delete(ctx, id); err != nil {
+		l.WithError(err).Warn("runsc delete of a container without a record")
+	}
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := mount.UnmountAll(rootfs, unix.MNT_DETACH); err != nil {
+		l.WithError(err).Error("cannot unmount the rootfs of a container without a record; leaving its directory")
+		return
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		l.WithError(err).Warn("remove the directory of a container without a record")
 	}
 }

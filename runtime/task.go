@@ -62,6 +62,9 @@ type Task struct {
 	releaseIO func()
 	execs     map[string]*Exec
 	cancel    context.CancelFunc
+	// forced: the task's sandbox was killed by force (a gVisor-shim style
+	// pod's, which this runtime runs itself).
+	forced bool
 }
 
 var _ runtime.Task = (*Task)(nil)
@@ -122,7 +125,7 @@ func (r *Runtime) placement(id string, opts runtime.CreateOpts, spec *specs.Spec
 		// A pause container created through the podsandbox controller
 		// (a gVisor-shim style handler): it is the sandbox's root. Its
 		// handler's runsc.toml flags apply to the whole sandbox.
-		flags, err := runscFlagsFromOptions(opts.RuntimeOptions)
+		flags, err := sandbox.RunscFlagsFromOptions(opts.RuntimeOptions)
 		if err != nil {
 			return "", false, nil, nil, fmt.Errorf("container %s: %w", id, err)
 		}
@@ -170,7 +173,7 @@ func netns(spec *specs.Spec) *specs.LinuxNamespace {
 	return nil
 }
 
-func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.CreateOpts, owner *IOOwner) (_ *Task, retErr error) {
+func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.CreateOpts) (_ *Task, retErr error) {
 	var spec specs.Spec
 	if err := typeurl.UnmarshalTo(opts.Spec, &spec); err != nil {
 		return nil, fmt.Errorf("container %s: spec: %w", id, err)
@@ -259,6 +262,10 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 	}
 	if err := os.WriteFile(filepath.Join(t.dir, "config.json"), data, 0o600); err != nil {
 		return nil, err
+	}
+	owner, err := ioOwner(&spec)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 	if owner != nil {
 		if err := chownIO(opts.IO, *owner); err != nil {
@@ -413,6 +420,7 @@ func (t *Task) startMonitor() {
 				return
 			}
 			if err == nil {
+				t.killRemaining(ctx)
 				t.markExited(ctx, runsc.ExitCode(ws))
 				return
 			}
@@ -433,10 +441,30 @@ func (t *Task) startMonitor() {
 // lostExitStatus is the exit status of a container whose sandbox died under
 // it: SIGKILL's 137 when the sandbox was OOM-killed, else unknown.
 func (t *Task) lostExitStatus() uint32 {
-	if t.rt.sandboxes.OOMKilled(t.sandboxID) {
+	if t.rt.sandboxes.OOMKilled(t.sandboxID) || t.rt.sandboxes.Forced(t.sandboxID) {
+		return 128 + 9
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.forced {
 		return 128 + 9
 	}
 	return exitUnknown
+}
+
+// killRemaining kills what is left of a container whose init process has
+// exited (its orphaned children would hold its stdio open, and CRI waits
+// for that), as runc's and gVisor's shims do. A root container's sandbox
+// goes with it anyway.
+func (t *Task) killRemaining(ctx context.Context) {
+	if t.root {
+		return
+	}
+	kctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := t.runsc.Kill(kctx, t.id, unix.SIGKILL, true); err != nil && !errors.Is(err, runsc.ErrNotExist) && !runsc.IsNoSuchProcess(err) {
+		log.G(ctx).WithError(err).WithField("container", t.id).Debug("kill the remaining processes after init exited")
+	}
 }
 
 // sandboxGone reports whether the task's sandbox has exited.
@@ -500,7 +528,15 @@ func waitExit(ctx context.Context, exited <-chan struct{}, exit func() *runtime.
 	}
 }
 
-// Kill signals the init process (or with all, every process).
+// killBound is how long a kill through runsc may take before the sandbox
+// counts as hung (a kill normally takes well under a second).
+const killBound = 5 * time.Second
+
+// Kill signals the init process (or with all, every process). A process
+// that has exited already is not an error: its exit is reported by the
+// exit watch. A SIGKILL that the sandbox does not answer within killBound
+// escalates: the sandbox's whole process tree is killed (the sentry holds
+// every container) and the container reads as exited 137.
 func (t *Task) Kill(ctx context.Context, signal uint32, all bool) error {
 	t.mu.Lock()
 	st := t.status
@@ -508,22 +544,64 @@ func (t *Task) Kill(ctx context.Context, signal uint32, all bool) error {
 	if st == runtime.StoppedStatus {
 		return fmt.Errorf("container %s: process already finished: %w", t.id, errdefs.ErrNotFound)
 	}
+	kctx, cancel := context.WithTimeout(ctx, killBound)
+	defer cancel()
 	if st == runtime.CreatedStatus {
 		// Never started (or its start failed): there is no process to
 		// signal. Remove it from the sandbox and report it killed, so that
 		// stopping the pod never hangs on it.
-		if err := t.runsc.Delete(ctx, t.id); err != nil {
-			return err
+		if err := t.runsc.Delete(kctx, t.id); err != nil {
+			if ctx.Err() != nil || kctx.Err() == nil || signal != uint32(unix.SIGKILL) {
+				return err
+			}
+			if err := t.escalate(ctx, err); err != nil {
+				return err
+			}
 		}
 		t.markExited(ctx, 128+signal)
 		return nil
 	}
-	if err := t.runsc.Kill(ctx, t.id, unix.Signal(signal), all); err != nil {
-		if errors.Is(err, runsc.ErrNotExist) {
-			return fmt.Errorf("container %s: %w", t.id, errdefs.ErrNotFound)
-		}
+	err := t.runsc.Kill(kctx, t.id, unix.Signal(signal), all)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, runsc.ErrNotExist) || runsc.IsNoSuchProcess(err):
+		log.G(ctx).WithError(err).WithField("container", t.id).Debug("kill: the process has exited already")
+		return nil
+	case t.sandboxGone():
+		return nil // the exit watch reports the container's end
+	case ctx.Err() != nil:
 		return err
+	case kctx.Err() == nil:
+		return fmt.Errorf("container %s: %w", t.id, err) // runsc answered
+	case signal != uint32(unix.SIGKILL):
+		return fmt.Errorf("container %s: sandbox %s did not answer signal %d within %s: %w", t.id, t.sandboxID, signal, killBound, errdefs.ErrUnavailable)
 	}
+	return t.escalate(ctx, err)
+}
+
+// escalate kills the whole sandbox of a container that cannot be killed
+// through runsc. Its containers' exits then read 137.
+func (t *Task) escalate(ctx context.Context, cause error) error {
+	l := log.G(ctx).WithFields(log.Fields{"container": t.id, "sandbox": t.sandboxID})
+	l.WithError(cause).Warnf("sandbox did not answer a kill within %s; killing its process tree", killBound)
+	root := t.rt.rootTask(t.ns, t.sandboxID)
+	if root == nil {
+		// A controller's sandbox (a pod's, or a private one).
+		return t.rt.sandboxes.KillSandbox(ctx, t.sandboxID)
+	}
+	// A sandbox this runtime runs itself (a gVisor-shim style pod's): its
+	// tasks read as killed, and the root's exit is known now.
+	for _, member := range t.rt.sandboxTasks(t.ns, t.sandboxID) {
+		member.mu.Lock()
+		member.forced = true
+		member.mu.Unlock()
+	}
+	root.mu.Lock()
+	pid := root.pid
+	root.mu.Unlock()
+	sandbox.KillSandboxTree(ctx, root.runsc, t.sandboxID, pid)
+	root.markExited(ctx, 128+9)
 	return nil
 }
 

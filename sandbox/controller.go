@@ -53,7 +53,10 @@ type Controller struct {
 	mu        sync.Mutex // guards sandboxes, rootUsers; never held across runsc calls
 	sandboxes map[string]*Sandbox
 	rootUsers int // root-container sandboxes of the task runtime
-	oomHook   OOMHook
+	// unreadable are ids whose record could not be read at recovery: their
+	// runsc state is left alone.
+	unreadable []string
+	oomHook    OOMHook
 
 	// ctx lives as long as the controller: exit monitors run under it.
 	ctx context.Context

@@ -87,6 +87,17 @@ func (c *Controller) create(ctx context.Context, info sandbox.Sandbox, co sandbo
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInvalidArgument)
 	}
+	// A handler written for gVisor's shim carries its runsc.toml in the
+	// runtime options; its [runsc_config] flags apply to the sandbox.
+	handlerFlags, err := RunscFlagsFromOptions(info.Runtime.Options)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: handler %q: %w", id, info.Runtime.Name, err)
+	}
+	for k, v := range handlerFlags {
+		if _, set := res.Flags[k]; !set {
+			res.Flags[k] = v
+		}
+	}
 	cfgBytes, err := proto.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", id, err)
@@ -193,7 +204,7 @@ func (c *Controller) Start(ctx context.Context, id string) (_ sandbox.Controller
 			return
 		}
 		cctx := context.WithoutCancel(ctx)
-		c.killTree(cctx, rec, s.bundle)
+		c.killTree(cctx, rec)
 		if err := c.runsc.For(rec.Flags).Delete(cctx, id); err != nil {
 			l.WithError(err).Warn("runsc delete after failed start")
 		}
@@ -375,7 +386,7 @@ func (c *Controller) stopLocked(ctx context.Context, s *Sandbox, opts ...sandbox
 			s.mu.Lock()
 			s.forced = true
 			s.mu.Unlock()
-			c.killTree(ctx, rec, s.bundle)
+			c.killTree(ctx, rec)
 			select {
 			case <-s.exited:
 			case <-time.After(10 * time.Second):
@@ -397,11 +408,19 @@ func (c *Controller) stopLocked(ctx context.Context, s *Sandbox, opts ...sandbox
 func (c *Controller) releaseRunsc(ctx context.Context, s *Sandbox) error {
 	rec := s.snapshot()
 	r := c.runsc.For(rec.Flags)
+	// What runsc recorded for the sandbox, taken before delete removes it.
+	pids := c.processTree(rec)
 	if err := r.Delete(ctx, rec.ID); err != nil {
 		c.logger(ctx, rec.ID).WithError(err).Warn("runsc delete failed; killing leftovers")
 	}
-	if pids := c.processTree(rec, s.bundle); len(pids) > 0 {
-		c.killTree(ctx, rec, s.bundle)
+	var left []int
+	for _, pid := range pids {
+		if c.isRunscProcess(pid) {
+			left = append(left, pid)
+		}
+	}
+	if len(left) > 0 {
+		killProcesses(ctx, rec.ID, left)
 		_ = r.Delete(ctx, rec.ID)
 	}
 	removeCgroups(ctx, rec.ID, rec.CgroupsPath)
@@ -486,20 +505,10 @@ func (c *Controller) criInfo(s *Sandbox, rec record) string {
 	return string(b)
 }
 
-// containerCount is how many containers runsc runs in the sandbox, its
-// root container included; "unknown" when runsc cannot say.
-func (c *Controller) containerCount(ctx context.Context, rec record) string {
-	list, err := c.runsc.For(rec.Flags).List(ctx)
-	if err != nil {
-		return "unknown"
-	}
-	n := 0
-	for _, ct := range list {
-		if ct.ID == rec.ID || ct.Annotations[AnnotationSandboxID] == rec.ID {
-			n++
-		}
-	}
-	return strconv.Itoa(n)
+// containerCount is how many containers runsc keeps in the sandbox, its
+// root container included, from runsc's state files (no runsc process).
+func (c *Controller) containerCount(_ context.Context, rec record) string {
+	return strconv.Itoa(len(c.runsc.Containers(rec.ID)))
 }
 
 // Shutdown stops the sandbox if needed and removes everything of it.

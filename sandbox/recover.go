@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,32 +10,39 @@ import (
 	"github.com/shimless/shimless/sandbox/runsc"
 )
 
-// recover rebuilds every sandbox from its record and runsc's state. It runs
-// at plugin init, before CRI's own recovery asks for Status and Wait:
-//   - running in runsc: READY, with its exit monitor re-armed;
-//   - recorded running but gone or stopped in runsc: NOTREADY, exit status
+// recover rebuilds every sandbox from its record. It runs at plugin init,
+// before CRI's own recovery asks for Status and Wait, and asks runsc
+// nothing: whether a sandbox still runs is read from its recorded process.
+//   - its sandbox process alive: READY, with its exit monitor re-armed
+//     (the monitor reports an exit that happens from now on, or that
+//     happened just before);
+//   - recorded running but its process gone: NOTREADY, exit status
 //     unknown (255), exited now (the best time known);
 //   - created but never started: removed;
-//   - runsc containers under our root with no record: deleted.
+//   - an unreadable record is left in place, and its sandbox untouched:
+//     nothing is deleted that cannot be proven dead.
+//
+// runsc state that no record explains is swept later, by SweepOrphans,
+// once the task runtime has recovered too (a gVisor-shim style pod's
+// sandbox belongs to the task runtime, not to a record here).
 func (c *Controller) recover(ctx context.Context) error {
 	entries, err := os.ReadDir(c.opts.RootDir)
 	if err != nil {
 		return err
 	}
-	known := map[string]bool{}
 	for _, e := range entries {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
 			continue
 		}
 		path := filepath.Join(c.opts.RootDir, e.Name())
+		id := strings.TrimSuffix(e.Name(), ".json")
 		rec, err := readRecord(path)
-		if err != nil || rec.ID == "" {
-			c.logger(ctx, strings.TrimSuffix(e.Name(), ".json")).WithError(err).Warn("unreadable sandbox record; removing it")
-			os.Remove(path)
+		if err != nil || rec.ID != id {
+			c.logger(ctx, id).WithError(err).Error("unreadable sandbox record; leaving it and its sandbox untouched")
+			c.unreadable = append(c.unreadable, id)
 			continue
 		}
 		l := c.logger(ctx, rec.ID)
-		known[rec.ID] = true
 		s := newSandbox(rec, path, c.bundleDir(rec.ID))
 		switch rec.State {
 		case StateCreated:
@@ -45,15 +51,11 @@ func (c *Controller) recover(ctx context.Context) error {
 			_ = c.cleanupFiles(ctx, rec)
 			continue
 		case StateRunning:
-			st, err := c.runsc.For(rec.Flags).State(ctx, rec.ID)
-			if err == nil && st.Status == "running" && st.Pid == int(rec.Pid) {
+			if rec.Pid > 0 && c.isRunscProcess(int(rec.Pid)) {
 				c.sandboxes[rec.ID] = s
 				c.startMonitor(s, rec)
 				l.WithField("pid", rec.Pid).Info("recovered running sandbox")
 				continue
-			}
-			if err != nil && !errors.Is(err, runsc.ErrNotExist) {
-				l.WithError(err).Warn("runsc state failed during recovery; treating the sandbox as exited")
 			}
 			if err := s.transition(StateStopped, func(r *record) {
 				r.ExitStatus, r.ExitedAt = ExitUnknown, time.Now()
@@ -64,24 +66,43 @@ func (c *Controller) recover(ctx context.Context) error {
 		}
 		c.sandboxes[rec.ID] = s
 	}
-	// runsc state under our own root that no record explains is a leftover
-	// of a crash between runsc create and the record write.
-	list, err := c.runsc.List(ctx)
-	if err != nil {
-		c.logger(ctx, "").WithError(err).Warn("runsc list failed during recovery")
-		return nil
-	}
-	for _, ct := range list {
-		sandboxID := ct.Annotations[AnnotationSandboxID]
-		if sandboxID == "" {
-			sandboxID = ct.ID
-		}
-		if known[sandboxID] {
-			continue
-		}
-		c.logger(ctx, ct.ID).Warn("runsc container without a sandbox record; deleting it")
-		_ = c.runsc.Kill(ctx, ct.ID, 9, true)
-		_ = c.runsc.Delete(ctx, ct.ID)
-	}
 	return nil
+}
+
+// SweepOrphans removes runsc state under our root that nobody owns: a
+// leftover of a crash between runsc create and the write of its owner's
+// record. The task runtime calls it after its own recovery, with the
+// sandbox ids it owns (root containers of gVisor-shim style pods, private
+// sandboxes). A sandbox this controller knows, or whose record it could
+// not read, is never touched.
+func (c *Controller) SweepOrphans(ctx context.Context, ownedByRuntime map[string]bool) {
+	c.mu.Lock()
+	known := map[string]bool{}
+	for id := range c.sandboxes {
+		known[id] = true
+	}
+	for _, id := range c.unreadable {
+		known[id] = true
+	}
+	c.mu.Unlock()
+	entries, err := os.ReadDir(c.runsc.Root)
+	if err != nil {
+		return
+	}
+	orphans := map[string]bool{}
+	for _, e := range entries {
+		if _, sid, ok := runsc.ParseStateFileName(e.Name()); ok && !known[sid] && !ownedByRuntime[sid] {
+			orphans[sid] = true
+		}
+	}
+	for sid := range orphans {
+		l := c.logger(ctx, sid)
+		l.Warn("runsc sandbox without an owner's record (a crash during create); removing it")
+		KillSandboxTree(ctx, c.runsc, sid, 0)
+		for _, cid := range c.runsc.Containers(sid) {
+			if err := c.runsc.Delete(ctx, cid); err != nil {
+				l.WithError(err).WithField("container", cid).Warn("runsc delete of an orphan")
+			}
+		}
+	}
 }

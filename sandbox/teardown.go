@@ -2,78 +2,111 @@ package sandbox
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/containerd/cgroups/v3"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
+
+	"github.com/shimless/shimless/sandbox/runsc"
 )
 
-// processTree returns the host pids that belong to a sandbox: the sandbox
-// process itself, every process in its cgroup, and every runsc process
-// (gofer, sandbox, CLI) whose command line names the sandbox's bundle or id
-// under our runsc root.
-func (c *Controller) processTree(rec record, bundle string) []int {
+// processTree returns the host pids of a sandbox: its sandbox process and
+// its containers' gofers, exactly as runsc's state files record them for
+// this sandbox id, plus the direct children of those (the platform's stub
+// processes). Each is checked to be a live process of our runsc root, so a
+// reused pid is never taken. Nothing else is matched: no cgroup (a pod's
+// cgroup parent may hold other pods), no command-line substring, and no
+// scan of /proc.
+func (c *Controller) processTree(rec record) []int {
+	return SandboxProcessTree(c.runsc, rec.ID, rec.Pid)
+}
+
+// SandboxProcessTree is processTree for any sandbox under client's root: a
+// controller's sandbox, or a root container the task runtime runs itself.
+// pid is the sandbox process as its owner recorded it (0 if unknown).
+func SandboxProcessTree(client *runsc.Client, sandboxID string, pid uint32) []int {
 	seen := map[int]bool{}
-	if rec.Pid > 0 && c.isRunscProcess(int(rec.Pid)) {
-		seen[int(rec.Pid)] = true
-	}
-	for _, dir := range append(cgroupDirs(rec.CgroupsPath), cgroupDirs(rec.SandboxCgroup)...) {
-		data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-		if err != nil {
-			continue
-		}
-		for _, f := range strings.Fields(string(data)) {
-			if pid, err := strconv.Atoi(f); err == nil && !isZombie(pid) {
-				seen[pid] = true
-			}
+	var out []int
+	add := func(p int) {
+		if p > 0 && p != os.Getpid() && !seen[p] && isRunscProcess(client.Root, p) {
+			seen[p] = true
+			out = append(out, p)
 		}
 	}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		cmdline := string(raw)
-		if !strings.Contains(cmdline, c.opts.Runsc.Root) {
-			continue
-		}
-		if isZombie(pid) {
-			continue
-		}
-		if strings.Contains(cmdline, bundle) || strings.Contains(cmdline, "\x00"+rec.ID+"\x00") || strings.HasSuffix(cmdline, "\x00"+rec.ID) {
-			seen[pid] = true
-		}
+	add(int(pid))
+	for _, p := range client.SandboxProcesses(sandboxID) {
+		add(p)
 	}
-	delete(seen, os.Getpid())
-	out := make([]int, 0, len(seen))
-	for pid := range seen {
-		out = append(out, pid)
+	for _, p := range slices.Clone(out) {
+		for _, child := range children(p) {
+			add(child)
+		}
 	}
 	return out
 }
 
-// isRunscProcess guards against pid reuse: pid is a live process of our
-// runsc root.
-func (c *Controller) isRunscProcess(pid int) bool {
+// children lists a process's direct children (every thread's).
+func children(pid int) []int {
+	tasks, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
+	var out []int
+	for _, t := range tasks {
+		data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "task", t.Name(), "children"))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(data)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// isRunscProcess guards against pid reuse: pid is a live process whose
+// command line names our runsc root as an argument (runsc passes --root to
+// its sandbox and gofer processes; the platform's stubs are forks of the
+// sandbox process).
+func isRunscProcess(root string, pid int) bool {
 	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	return err == nil && !isZombie(pid) && strings.Contains(string(raw), c.opts.Runsc.Root)
+	if err != nil || isZombie(pid) {
+		return false
+	}
+	for _, arg := range strings.Split(string(raw), "\x00") {
+		if arg == "--root="+root || arg == root {
+			return true
+		}
+	}
+	return false
+}
+
+// isRunscProcess is isRunscProcess under the controller's runsc root.
+func (c *Controller) isRunscProcess(pid int) bool {
+	return isRunscProcess(c.runsc.Root, pid)
 }
 
 // killTree SIGKILLs a sandbox's whole process tree and waits (bounded) for
 // the processes to be gone.
-func (c *Controller) killTree(ctx context.Context, rec record, bundle string) {
-	pids := c.processTree(rec, bundle)
-	log.G(ctx).WithField("sandbox", rec.ID).WithField("pids", pids).Warn("killing sandbox process tree")
+func (c *Controller) killTree(ctx context.Context, rec record) {
+	killProcesses(ctx, rec.ID, c.processTree(rec))
+}
+
+// KillSandboxTree SIGKILLs the process tree of a sandbox under client's
+// root (see SandboxProcessTree) and waits, bounded, for it to be gone.
+func KillSandboxTree(ctx context.Context, client *runsc.Client, sandboxID string, pid uint32) {
+	killProcesses(ctx, sandboxID, SandboxProcessTree(client, sandboxID, pid))
+}
+
+func killProcesses(ctx context.Context, sandboxID string, pids []int) {
+	log.G(ctx).WithField("sandbox", sandboxID).WithField("pids", pids).Warn("killing sandbox process tree")
 	for _, pid := range pids {
 		_ = unix.Kill(pid, unix.SIGKILL)
 	}
@@ -88,7 +121,7 @@ func (c *Controller) killTree(ctx context.Context, rec record, bundle string) {
 		if !alive {
 			return
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -183,4 +216,41 @@ func removeCgroups(ctx context.Context, id, cgroupsPath string) {
 			}
 		}
 	}
+}
+
+// KillSandbox tears down a running sandbox that does not answer: its whole
+// process tree is SIGKILLed, it reads as killed (137), and KillSandbox
+// returns once its exit has been recorded (bounded). The task runtime uses
+// it when a container of the sandbox cannot be killed through runsc: the
+// sentry holds every container, so the sandbox must go.
+func (c *Controller) KillSandbox(ctx context.Context, id string) error {
+	s, rec, err := c.running(id)
+	if err != nil {
+		if errdefs.IsFailedPrecondition(err) {
+			return nil // already exited
+		}
+		return err
+	}
+	s.mu.Lock()
+	s.forced = true
+	s.mu.Unlock()
+	c.killTree(ctx, rec)
+	select {
+	case <-s.exited:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("sandbox %s did not exit after its process tree was killed: %w", id, errdefs.ErrUnavailable)
+	}
+}
+
+// Forced reports whether a sandbox was torn down by force (its containers'
+// exits were not seen and read as SIGKILL's 137).
+func (c *Controller) Forced(id string) bool {
+	s, err := c.get(id)
+	if err != nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.forced
 }

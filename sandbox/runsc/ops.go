@@ -419,3 +419,9 @@ func (c *Client) Features(ctx context.Context) (*features.Features, error) {
 	}
 	return &f, nil
 }
+
+// IsNoSuchProcess reports runsc's answer to a signal for a process that
+// has exited already ("signaling process ... PID 0: no such process").
+func IsNoSuchProcess(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "no such process")
+}

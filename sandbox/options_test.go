@@ -1,4 +1,4 @@
-package runtime
+package sandbox
 
 import (
 	"os"
@@ -38,11 +38,13 @@ func TestRunscFlagsFromOptions(t *testing.T) {
 		{"no config path", anyOf(&runtimeoptions.Options{TypeUrl: "io.containerd.runsc.v1.options"}), nil, ""},
 		{"config path", anyOf(&runtimeoptions.Options{TypeUrl: "io.containerd.runsc.v1.options", ConfigPath: good}), map[string]string{"platform": "systrap", "net-raw": "true"}, ""},
 		{"config body", anyOf(&runtimeoptions.Options{ConfigBody: []byte("[runsc_config]\ndebug = \"true\"\n")}), map[string]string{"debug": "true"}, ""},
+		{"typed values as gVisor's docs write them", anyOf(&runtimeoptions.Options{ConfigBody: []byte("[runsc_config]\nnet-raw = true\nnum-network-channels = 2\n")}), map[string]string{"net-raw": "true", "num-network-channels": "2"}, ""},
+		{"table value", anyOf(&runtimeoptions.Options{ConfigBody: []byte("[runsc_config]\nx = [1]\n")}), nil, "must be a string"},
 		{"missing file", anyOf(&runtimeoptions.Options{ConfigPath: filepath.Join(dir, "nope.toml")}), nil, "nope.toml"},
 		{"broken file", anyOf(&runtimeoptions.Options{ConfigPath: bad}), nil, "bad.toml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := runscFlagsFromOptions(tc.in)
+			got, err := RunscFlagsFromOptions(tc.in)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("got %v, %v; want error naming %q", got, err, tc.wantErr)
