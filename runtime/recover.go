@@ -53,6 +53,9 @@ func (r *Runtime) recover(ctx context.Context) {
 				continue
 			}
 			client := r.sandboxes.Runsc().For(rec.Flags)
+			if rec.RunscRoot != "" {
+				client = client.WithRoot(rec.RunscRoot)
+			}
 			t := &Task{
 				rt: r, id: rec.ID, ns: rec.Namespace, sandboxID: rec.SandboxID, root: rec.Root, private: rec.Private, cgroups: rec.Cgroups, ttyIndex: rec.TTYIndex, ttyHolder: rec.TTYHolder, dir: dir,
 				io: rec.IO, runsc: client, status: rec.Status, pid: rec.Pid, exitStatus: rec.ExitStatus,

@@ -85,6 +85,9 @@ type taskRecord struct {
 	ExitStatus uint32         `json:"exitStatus"`
 	ExitedAt   time.Time      `json:"exitedAt,omitzero"`
 	Flags      map[string]string
+	// RunscRoot is the runsc root of the task's sandbox when it is not the
+	// shared one (a standalone container's private sandbox).
+	RunscRoot string `json:"runscRoot,omitempty"`
 }
 
 const (
@@ -335,6 +338,9 @@ func (t *Task) persist() error {
 	rec := taskRecord{
 		ID: t.id, Namespace: t.ns, SandboxID: t.sandboxID, Root: t.root, Private: t.private, Cgroups: t.cgroups, TTYIndex: t.ttyIndex, TTYHolder: t.ttyHolder, IO: t.io,
 		Status: t.status, Pid: t.pid, ExitStatus: t.exitStatus, ExitedAt: t.exitedAt, Flags: t.runsc.Flags,
+	}
+	if t.runsc.Root != t.rt.sandboxes.Runsc().Root {
+		rec.RunscRoot = t.runsc.Root
 	}
 	t.mu.Unlock()
 	return sandbox.WriteJSONAtomic(filepath.Join(t.dir, "task.json"), rec)

@@ -165,6 +165,12 @@ func namespaceOf(ctx context.Context) string {
 func (c *Controller) cleanupFiles(ctx context.Context, rec record) error {
 	removeCgroups(ctx, rec.ID, rec.CgroupsPath)
 	var errs []error
+	if rec.RunscRoot != "" {
+		c.client(rec).ReleaseSharedMounts()
+		if err := os.RemoveAll(rec.RunscRoot); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, p := range []string{c.bundleDir(rec.ID), c.criSandboxDir(rec.ID), c.recordPath(rec.ID)} {
 		if err := os.RemoveAll(p); err != nil {
 			errs = append(errs, err)
@@ -192,7 +198,7 @@ func (c *Controller) RunscFor(sandboxID string) (*runsc.Client, <-chan struct{},
 	if err != nil {
 		return nil, nil, err
 	}
-	return c.runsc.For(rec.Flags), s.exited, nil
+	return c.client(rec), s.exited, nil
 }
 
 // SandboxPid is the host pid of a running sandbox's runsc sandbox process.
@@ -216,4 +222,22 @@ func (c *Controller) running(id string) (*Sandbox, record, error) {
 		return nil, record{}, fmt.Errorf("sandbox %s is %s: %w", id, rec.State, errdefs.ErrFailedPrecondition)
 	}
 	return s, rec, nil
+}
+
+// privateRootsDir holds, under the shared runsc root, the runsc roots of
+// standalone containers' private sandboxes.
+const privateRootsDir = "private"
+
+// privateRoot is a private sandbox's own runsc root.
+func (c *Controller) privateRoot(id string) string {
+	return filepath.Join(c.runsc.Root, privateRootsDir, id)
+}
+
+// client is the runsc client of a sandbox: its flags, under its root.
+func (c *Controller) client(rec record) *runsc.Client {
+	cl := c.runsc.For(rec.Flags)
+	if rec.RunscRoot != "" {
+		cl = cl.WithRoot(rec.RunscRoot)
+	}
+	return cl
 }

@@ -37,7 +37,7 @@ func (c *Controller) Create(ctx context.Context, info sandbox.Sandbox, opts ...s
 			return fmt.Errorf("sandbox %s: %w", info.ID, err)
 		}
 	}
-	return c.create(ctx, info, co, false)
+	return c.create(ctx, info, co, false, false)
 }
 
 // RunPrivate creates and starts a sandbox for one standalone container
@@ -56,7 +56,7 @@ func (c *Controller) RunPrivate(ctx context.Context, id, netnsPath string, hostN
 	if co.Options, err = typeurl.MarshalAny(cfg); err != nil {
 		return err
 	}
-	if err := c.create(ctx, sandbox.Sandbox{ID: id}, co, !hostNetwork && netnsPath == ""); err != nil {
+	if err := c.create(ctx, sandbox.Sandbox{ID: id}, co, !hostNetwork && netnsPath == "", true); err != nil {
 		return err
 	}
 	if _, err := c.Start(ctx, id); err != nil {
@@ -65,7 +65,7 @@ func (c *Controller) RunPrivate(ctx context.Context, id, netnsPath string, hostN
 	return nil
 }
 
-func (c *Controller) create(ctx context.Context, info sandbox.Sandbox, co sandbox.CreateOptions, noNetwork bool) (retErr error) {
+func (c *Controller) create(ctx context.Context, info sandbox.Sandbox, co sandbox.CreateOptions, noNetwork, ownRoot bool) (retErr error) {
 	id := info.ID
 	l := c.logger(ctx, id)
 	cfg := &runtimeapi.PodSandboxConfig{}
@@ -108,6 +108,9 @@ func (c *Controller) create(ctx context.Context, info sandbox.Sandbox, co sandbo
 		SandboxCgroup: res.SandboxCgroup,
 		CreatedAt:     time.Now(),
 	}
+	if ownRoot {
+		rec.RunscRoot = c.privateRoot(id)
+	}
 	s := newSandbox(rec, c.recordPath(id), c.bundleDir(id))
 
 	c.mu.Lock()
@@ -128,6 +131,11 @@ func (c *Controller) create(ctx context.Context, info sandbox.Sandbox, co sandbo
 
 	if err := os.MkdirAll(s.bundle, 0o711); err != nil {
 		return fmt.Errorf("sandbox %s: bundle: %w", id, err)
+	}
+	if rec.RunscRoot != "" {
+		if err := os.MkdirAll(rec.RunscRoot, 0o711); err != nil {
+			return fmt.Errorf("sandbox %s: runsc root: %w", id, err)
+		}
 	}
 	specJSON, err := json.Marshal(res.Spec)
 	if err != nil {
@@ -205,7 +213,7 @@ func (c *Controller) Start(ctx context.Context, id string) (_ sandbox.Controller
 		}
 		cctx := context.WithoutCancel(ctx)
 		c.killTree(cctx, rec)
-		if err := c.runsc.For(rec.Flags).Delete(cctx, id); err != nil {
+		if err := c.client(rec).Delete(cctx, id); err != nil {
 			l.WithError(err).Warn("runsc delete after failed start")
 		}
 		c.forget(id)
@@ -214,7 +222,7 @@ func (c *Controller) Start(ctx context.Context, id string) (_ sandbox.Controller
 		}
 	}()
 
-	r := c.runsc.For(rec.Flags)
+	r := c.client(rec)
 	if err := r.Create(ctx, id, s.bundle, runsc.CreateOptions{OutputPath: filepath.Join(s.bundle, "runsc.out")}); err != nil {
 		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w; %s", id, err, c.debugHint(id))
 	}
@@ -291,7 +299,7 @@ func (c *Controller) monitor(ctx context.Context, s *Sandbox, rec record) {
 	}
 	defer unix.Close(pidfd)
 	for {
-		ws, err := c.runsc.WaitContainer(ctx, rec.ID, rec.ID)
+		ws, err := c.client(rec).WaitContainer(ctx, rec.ID, rec.ID)
 		if ctx.Err() != nil {
 			return
 		}
@@ -376,7 +384,7 @@ func (c *Controller) stopLocked(ctx context.Context, s *Sandbox, opts ...sandbox
 		// does not answer runsc kill.
 		graceful, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		if err := c.runsc.For(rec.Flags).Kill(graceful, rec.ID, unix.SIGKILL, true); err != nil && !errors.Is(err, runsc.ErrNotExist) {
+		if err := c.client(rec).Kill(graceful, rec.ID, unix.SIGKILL, true); err != nil && !errors.Is(err, runsc.ErrNotExist) {
 			l.WithError(err).Warn("runsc kill failed; will tear down by force if it does not exit")
 		}
 		select {
@@ -407,7 +415,7 @@ func (c *Controller) stopLocked(ctx context.Context, s *Sandbox, opts ...sandbox
 // processes left behind.
 func (c *Controller) releaseRunsc(ctx context.Context, s *Sandbox) error {
 	rec := s.snapshot()
-	r := c.runsc.For(rec.Flags)
+	r := c.client(rec)
 	// What runsc recorded for the sandbox, taken before delete removes it.
 	pids := c.processTree(rec)
 	if err := r.Delete(ctx, rec.ID); err != nil {
@@ -415,7 +423,7 @@ func (c *Controller) releaseRunsc(ctx context.Context, s *Sandbox) error {
 	}
 	var left []int
 	for _, pid := range pids {
-		if c.isRunscProcess(pid) {
+		if isRunscProcess(r.Root, pid) {
 			left = append(left, pid)
 		}
 	}
@@ -461,7 +469,7 @@ func (c *Controller) Status(ctx context.Context, id string, verbose bool) (sandb
 		st.State = "SANDBOX_READY"
 	}
 	if verbose {
-		runscFlags := c.runsc.For(rec.Flags).Flags
+		runscFlags := c.client(rec).Flags
 		platform := runscFlags["platform"]
 		if platform == "" {
 			platform = "default (systrap)"
@@ -470,7 +478,7 @@ func (c *Controller) Status(ctx context.Context, id string, verbose bool) (sandb
 		st.Info = map[string]string{
 			"runtime":        "runsc",
 			"runscVersion":   c.runscVersion,
-			"runscRoot":      c.runsc.Root,
+			"runscRoot":      c.client(rec).Root,
 			"platform":       platform,
 			"state":          string(rec.State),
 			"hostNetwork":    fmt.Sprint(rec.HostNetwork),
@@ -508,7 +516,7 @@ func (c *Controller) criInfo(s *Sandbox, rec record) string {
 // containerCount is how many containers runsc keeps in the sandbox, its
 // root container included, from runsc's state files (no runsc process).
 func (c *Controller) containerCount(_ context.Context, rec record) string {
-	return strconv.Itoa(len(c.runsc.Containers(rec.ID)))
+	return strconv.Itoa(len(c.client(rec).Containers(rec.ID)))
 }
 
 // Shutdown stops the sandbox if needed and removes everything of it.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/log"
+
 	"github.com/shimless/shimless/sandbox/runsc"
 )
 
@@ -47,11 +49,11 @@ func (c *Controller) recover(ctx context.Context) error {
 		switch rec.State {
 		case StateCreated:
 			l.Info("sandbox was never started; removing it")
-			_ = c.runsc.For(rec.Flags).Delete(ctx, rec.ID)
+			_ = c.client(rec).Delete(ctx, rec.ID)
 			_ = c.cleanupFiles(ctx, rec)
 			continue
 		case StateRunning:
-			if rec.Pid > 0 && c.isRunscProcess(int(rec.Pid)) {
+			if rec.Pid > 0 && isRunscProcess(c.client(rec).Root, int(rec.Pid)) {
 				c.sandboxes[rec.ID] = s
 				c.startMonitor(s, rec)
 				l.WithField("pid", rec.Pid).Info("recovered running sandbox")
@@ -85,22 +87,42 @@ func (c *Controller) SweepOrphans(ctx context.Context, ownedByRuntime map[string
 		known[id] = true
 	}
 	c.mu.Unlock()
-	entries, err := os.ReadDir(c.runsc.Root)
+	sweepRoot(ctx, c.runsc, func(sid string) bool { return known[sid] || ownedByRuntime[sid] })
+	// Private sandboxes' own roots.
+	dirs, _ := os.ReadDir(filepath.Join(c.runsc.Root, privateRootsDir))
+	for _, d := range dirs {
+		sid := d.Name()
+		if !d.IsDir() || known[sid] || ownedByRuntime[sid] {
+			continue
+		}
+		client := c.runsc.WithRoot(c.privateRoot(sid))
+		sweepRoot(ctx, client, func(string) bool { return false })
+		client.ReleaseSharedMounts()
+		if err := os.RemoveAll(client.Root); err != nil {
+			c.logger(ctx, sid).WithError(err).Warn("remove the runsc root of an orphan")
+		}
+	}
+}
+
+// sweepRoot kills and deletes every sandbox under client's root that keep
+// does not claim.
+func sweepRoot(ctx context.Context, client *runsc.Client, keep func(sandboxID string) bool) {
+	entries, err := os.ReadDir(client.Root)
 	if err != nil {
 		return
 	}
 	orphans := map[string]bool{}
 	for _, e := range entries {
-		if _, sid, ok := runsc.ParseStateFileName(e.Name()); ok && !known[sid] && !ownedByRuntime[sid] {
+		if _, sid, ok := runsc.ParseStateFileName(e.Name()); ok && !keep(sid) {
 			orphans[sid] = true
 		}
 	}
 	for sid := range orphans {
-		l := c.logger(ctx, sid)
+		l := log.G(ctx).WithField("sandbox", sid)
 		l.Warn("runsc sandbox without an owner's record (a crash during create); removing it")
-		KillSandboxTree(ctx, c.runsc, sid, 0)
-		for _, cid := range c.runsc.Containers(sid) {
-			if err := c.runsc.Delete(ctx, cid); err != nil {
+		KillSandboxTree(ctx, client, sid, 0)
+		for _, cid := range client.Containers(sid) {
+			if err := client.Delete(ctx, cid); err != nil {
 				l.WithError(err).WithField("container", cid).Warn("runsc delete of an orphan")
 			}
 		}

@@ -51,10 +51,15 @@ type record struct {
 	// annotation), else CgroupsPath.
 	SandboxCgroup string            `json:"sandboxCgroup,omitempty"`
 	Flags         map[string]string `json:"flags,omitempty"`
-	Pid           uint32            `json:"pid,omitempty"`
-	CreatedAt     time.Time         `json:"createdAt"`
-	ExitedAt      time.Time         `json:"exitedAt,omitzero"`
-	ExitStatus    uint32            `json:"exitStatus"`
+	// RunscRoot is the sandbox's own runsc root; "" means the shared one.
+	// A standalone container's private sandbox has its own: runsc resolves
+	// container ids by prefix, so "web" would be ambiguous beside "web2"
+	// under one root.
+	RunscRoot  string    `json:"runscRoot,omitempty"`
+	Pid        uint32    `json:"pid,omitempty"`
+	CreatedAt  time.Time `json:"createdAt"`
+	ExitedAt   time.Time `json:"exitedAt,omitzero"`
+	ExitStatus uint32    `json:"exitStatus"`
 }
 
 // Sandbox is one pod sandbox: a runsc sandbox whose root container runs

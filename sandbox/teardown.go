@@ -26,7 +26,7 @@ import (
 // cgroup parent may hold other pods), no command-line substring, and no
 // scan of /proc.
 func (c *Controller) processTree(rec record) []int {
-	return SandboxProcessTree(c.runsc, rec.ID, rec.Pid)
+	return SandboxProcessTree(c.client(rec), rec.ID, rec.Pid)
 }
 
 // SandboxProcessTree is processTree for any sandbox under client's root: a

@@ -54,6 +54,13 @@ func (c *Client) For(flags map[string]string) *Client {
 	return &cp
 }
 
+// WithRoot returns a copy of the client that runs runsc under root.
+func (c *Client) WithRoot(root string) *Client {
+	cp := *c
+	cp.Root = root
+	return &cp
+}
+
 // DebugLogHint names where runsc's debug logs are, for error messages.
 func (c *Client) DebugLogHint() string {
 	if c.DebugLogDir == "" {
