@@ -80,7 +80,11 @@ check-gvisor-pin:
 images: bin/shimless-pause FORCE
 	$(GO) run $(MOD) ./integration/cmd/testimages -pause bin/shimless-pause -o _output/images.tar
 
-demo: binaries images bin/crictl bin/runc
+# Like `make test`, the demo installs what it needs first (Debian packages:
+# busybox-static for the test images, CNI plugins, iproute2).
+demo:
+	./hack/deps.sh
+	$(MAKE) binaries images bin/crictl bin/runc
 	./hack/demo.sh
 
 unit: $(MODFILE)

@@ -33,85 +33,91 @@ func containerState(t *testing.T, d *harness.Daemon, id string) *runtimeapi.Cont
 // each container's log is its own.
 func TestRunscMultiContainerPod(t *testing.T) {
 	d := harness.Start(t, harness.Options{})
-	pod := d.PodConfig("runsc-multi")
-	podID := d.RunPod(pod, "runsc")
-	quitter := harness.ContainerConfig("quitter", "sh", "-c", "echo quitting; exit 3")
-	runner := harness.ContainerConfig("runner", "sh", "-c", "echo running; exec sleep 3600")
-	qID := d.StartContainer(podID, pod, quitter)
-	rID := d.StartContainer(podID, pod, runner)
+	forEachHandler(t, func(t *testing.T, handler string) {
+		pod := d.PodConfig("runsc-multi-" + handler)
+		podID := d.RunPod(pod, handler)
+		quitter := harness.ContainerConfig("quitter", "sh", "-c", "echo quitting; exit 3")
+		runner := harness.ContainerConfig("runner", "sh", "-c", "echo running; exec sleep 3600")
+		qID := d.StartContainer(podID, pod, quitter)
+		rID := d.StartContainer(podID, pod, runner)
 
-	st := d.WaitExited(qID, 30*time.Second)
-	if st.ExitCode != 3 {
-		t.Errorf("quitter exit code %d, want 3", st.ExitCode)
-	}
-	if s := containerState(t, d, rID); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
-		t.Errorf("runner is %s, want RUNNING", s.State)
-	}
-	if s := podState(t, d, podID).Status.State; s != runtimeapi.PodSandboxState_SANDBOX_READY {
-		t.Errorf("pod is %s, want READY", s)
-	}
-	// CRI deletes the quitter's task once it exited: runsc runs the
-	// sandbox and the runner.
-	if n := podState(t, d, podID).Info["containerCount"]; n != "2" {
-		t.Errorf("verbose containerCount %q, want 2 (the sandbox and the running container)", n)
-	}
-	d.Eventually(10*time.Second, func() error {
-		for cfg, want := range map[*runtimeapi.ContainerConfig]string{quitter: "stdout quitting", runner: "stdout running"} {
-			lines, err := d.ContainerLog(pod, cfg)
-			if err != nil {
-				return err
-			}
-			if len(lines) != 1 || lines[0] != want {
-				return fmt.Errorf("%s log %q, want exactly %q", cfg.Metadata.Name, lines, want)
-			}
+		st := d.WaitExited(qID, 30*time.Second)
+		if st.ExitCode != 3 {
+			t.Errorf("quitter exit code %d, want 3", st.ExitCode)
 		}
-		return nil
-	})
+		if s := containerState(t, d, rID); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			t.Errorf("runner is %s, want RUNNING", s.State)
+		}
+		if s := podState(t, d, podID).Status.State; s != runtimeapi.PodSandboxState_SANDBOX_READY {
+			t.Errorf("pod is %s, want READY", s)
+		}
+		// CRI deletes the quitter's task once it exited: runsc runs the
+		// sandbox and the runner.
+		// (Our controller's verbose field; CRI's podsandbox controller, which
+		// runs shim-style pods, has none.)
+		if n := podState(t, d, podID).Info["containerCount"]; handler != "runsc-shim-style" && n != "2" {
+			t.Errorf("verbose containerCount %q, want 2 (the sandbox and the running container)", n)
+		}
+		d.Eventually(10*time.Second, func() error {
+			for cfg, want := range map[*runtimeapi.ContainerConfig]string{quitter: "stdout quitting", runner: "stdout running"} {
+				lines, err := d.ContainerLog(pod, cfg)
+				if err != nil {
+					return err
+				}
+				if len(lines) != 1 || lines[0] != want {
+					return fmt.Errorf("%s log %q, want exactly %q", cfg.Metadata.Name, lines, want)
+				}
+			}
+			return nil
+		})
 
-	// Stopping the running container reports SIGKILL's 137 after the grace
-	// period is ignored by sleep... sleep dies on SIGTERM: exit 143.
-	ctx := context.Background()
-	if _, err := d.Runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: rID, Timeout: 2}); err != nil {
-		t.Fatal(err)
-	}
-	if code := d.WaitExited(rID, 10*time.Second).ExitCode; code != 143 && code != 137 {
-		t.Errorf("runner exit code %d after stop, want 143 or 137", code)
-	}
-	stopAndRemove(t, d, podID)
-	noLeaks(t, d)
+		// Stopping the running container reports SIGKILL's 137 after the grace
+		// period is ignored by sleep... sleep dies on SIGTERM: exit 143.
+		ctx := context.Background()
+		if _, err := d.Runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: rID, Timeout: 2}); err != nil {
+			t.Fatal(err)
+		}
+		if code := d.WaitExited(rID, 10*time.Second).ExitCode; code != 143 && code != 137 {
+			t.Errorf("runner exit code %d after stop, want 143 or 137", code)
+		}
+		stopAndRemove(t, d, podID)
+		noLeaks(t, d)
+	})
 }
 
 // TestRunscExecAndStats: ExecSync returns the process's output and exit
 // code; container stats are not zero.
 func TestRunscExecAndStats(t *testing.T) {
 	d := harness.Start(t, harness.Options{})
-	pod := d.PodConfig("runsc-exec")
-	podID := d.RunPod(pod, "runsc")
-	id := d.StartContainer(podID, pod, harness.ContainerConfig("busy", "sh", "-c", "i=0; while true; do i=$((i+1)); sleep 0.1; done"))
-	ctx := context.Background()
-	resp, err := d.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "echo out; echo err >&2; exit 5"}, Timeout: 30})
-	if err != nil {
-		t.Fatalf("ExecSync: %v", err)
-	}
-	if resp.ExitCode != 5 || strings.TrimSpace(string(resp.Stdout)) != "out" || strings.TrimSpace(string(resp.Stderr)) != "err" {
-		t.Errorf("ExecSync = code %d, stdout %q, stderr %q; want 5, out, err", resp.ExitCode, resp.Stdout, resp.Stderr)
-	}
-	// The exec's exit is its own: the container still runs.
-	if s := containerState(t, d, id); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
-		t.Errorf("container is %s after exec, want RUNNING", s.State)
-	}
-	d.Eventually(15*time.Second, func() error {
-		st, err := d.Runtime.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: id})
+	forEachHandler(t, func(t *testing.T, handler string) {
+		pod := d.PodConfig("runsc-exec-" + handler)
+		podID := d.RunPod(pod, handler)
+		id := d.StartContainer(podID, pod, harness.ContainerConfig("busy", "sh", "-c", "i=0; while true; do i=$((i+1)); sleep 0.1; done"))
+		ctx := context.Background()
+		resp, err := d.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "echo out; echo err >&2; exit 5"}, Timeout: 30})
 		if err != nil {
-			return err
+			t.Fatalf("ExecSync: %v", err)
 		}
-		if st.Stats.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 || st.Stats.GetMemory().GetWorkingSetBytes().GetValue() == 0 {
-			return fmt.Errorf("container stats are zero: cpu %v memory %v", st.Stats.GetCpu(), st.Stats.GetMemory())
+		if resp.ExitCode != 5 || strings.TrimSpace(string(resp.Stdout)) != "out" || strings.TrimSpace(string(resp.Stderr)) != "err" {
+			t.Errorf("ExecSync = code %d, stdout %q, stderr %q; want 5, out, err", resp.ExitCode, resp.Stdout, resp.Stderr)
 		}
-		return nil
+		// The exec's exit is its own: the container still runs.
+		if s := containerState(t, d, id); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			t.Errorf("container is %s after exec, want RUNNING", s.State)
+		}
+		d.Eventually(15*time.Second, func() error {
+			st, err := d.Runtime.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: id})
+			if err != nil {
+				return err
+			}
+			if st.Stats.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 || st.Stats.GetMemory().GetWorkingSetBytes().GetValue() == 0 {
+				return fmt.Errorf("container stats are zero: cpu %v memory %v", st.Stats.GetCpu(), st.Stats.GetMemory())
+			}
+			return nil
+		})
+		stopAndRemove(t, d, podID)
+		noLeaks(t, d)
 	})
-	stopAndRemove(t, d, podID)
-	noLeaks(t, d)
 }
 
 // TestCtrRunRunsc: `ctr run --rm --runtime io.containerd.runsc.v1` runs a
@@ -293,44 +299,46 @@ func TestShimStyleHandler(t *testing.T) {
 // update through CRI.
 func TestRunscPauseResumeUpdate(t *testing.T) {
 	d := harness.Start(t, harness.Options{})
-	pod := d.PodConfig("runsc-pause")
-	podID := d.RunPod(pod, "runsc")
-	id := d.StartContainer(podID, pod, harness.ContainerConfig("sleeper", "sleep", "3600"))
-	taskStatus := func() string {
-		out, err := d.Ctr("tasks", "ls")
-		if err != nil {
+	forEachHandler(t, func(t *testing.T, handler string) {
+		pod := d.PodConfig("runsc-pause-" + handler)
+		podID := d.RunPod(pod, handler)
+		id := d.StartContainer(podID, pod, harness.ContainerConfig("sleeper", "sleep", "3600"))
+		taskStatus := func() string {
+			out, err := d.Ctr("tasks", "ls")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return lineOf(out, id)
+		}
+		if _, err := d.Ctr("tasks", "pause", id); err != nil {
 			t.Fatal(err)
 		}
-		return lineOf(out, id)
-	}
-	if _, err := d.Ctr("tasks", "pause", id); err != nil {
-		t.Fatal(err)
-	}
-	if l := taskStatus(); !strings.Contains(l, "PAUSED") {
-		t.Errorf("after pause: %q", l)
-	}
-	if _, err := d.Ctr("tasks", "resume", id); err != nil {
-		t.Fatal(err)
-	}
-	if l := taskStatus(); !strings.Contains(l, "RUNNING") {
-		t.Errorf("after resume: %q", l)
-	}
-	_, err := d.Runtime.UpdateContainerResources(context.Background(), &runtimeapi.UpdateContainerResourcesRequest{
-		ContainerId: id,
-		Linux:       &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 128 << 20, CpuShares: 256},
+		if l := taskStatus(); !strings.Contains(l, "PAUSED") {
+			t.Errorf("after pause: %q", l)
+		}
+		if _, err := d.Ctr("tasks", "resume", id); err != nil {
+			t.Fatal(err)
+		}
+		if l := taskStatus(); !strings.Contains(l, "RUNNING") {
+			t.Errorf("after resume: %q", l)
+		}
+		_, err := d.Runtime.UpdateContainerResources(context.Background(), &runtimeapi.UpdateContainerResourcesRequest{
+			ContainerId: id,
+			Linux:       &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 128 << 20, CpuShares: 256},
+		})
+		if err != nil {
+			t.Errorf("UpdateContainerResources: %v", err)
+		}
+		// SIGKILL to every process of the container: exit code 137.
+		if _, err := d.Ctr("tasks", "kill", "--all", "--signal", "SIGKILL", id); err != nil {
+			t.Fatal(err)
+		}
+		if code := d.WaitExited(id, 10*time.Second).ExitCode; code != 137 {
+			t.Errorf("exit code %d after SIGKILL, want 137", code)
+		}
+		stopAndRemove(t, d, podID)
+		noLeaks(t, d)
 	})
-	if err != nil {
-		t.Errorf("UpdateContainerResources: %v", err)
-	}
-	// SIGKILL to every process of the container: exit code 137.
-	if _, err := d.Ctr("tasks", "kill", "--all", "--signal", "SIGKILL", id); err != nil {
-		t.Fatal(err)
-	}
-	if code := d.WaitExited(id, 10*time.Second).ExitCode; code != 137 {
-		t.Errorf("exit code %d after SIGKILL, want 137", code)
-	}
-	stopAndRemove(t, d, podID)
-	noLeaks(t, d)
 }
 
 // TestRunscOOMKilled: a container that allocates past the pod's memory
@@ -362,29 +370,31 @@ func TestRunscOOMKilled(t *testing.T) {
 // reaches the CRI log.
 func TestRunscTTYContainer(t *testing.T) {
 	d := harness.Start(t, harness.Options{})
-	pod := d.PodConfig("runsc-tty")
-	podID := d.RunPod(pod, "runsc")
-	c := harness.ContainerConfig("tty", "sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo stdio-is-a-tty; echo done")
-	c.Tty, c.Stdin = true, true
-	id := d.StartContainer(podID, pod, c)
-	if code := d.WaitExited(id, 30*time.Second).ExitCode; code != 0 {
-		t.Errorf("exit code %d", code)
-	}
-	d.Eventually(10*time.Second, func() error {
-		lines, err := d.ContainerLog(pod, c)
-		if err != nil {
-			return err
+	forEachHandler(t, func(t *testing.T, handler string) {
+		pod := d.PodConfig("runsc-tty-" + handler)
+		podID := d.RunPod(pod, handler)
+		c := harness.ContainerConfig("tty", "sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo stdio-is-a-tty; echo done")
+		c.Tty, c.Stdin = true, true
+		id := d.StartContainer(podID, pod, c)
+		if code := d.WaitExited(id, 30*time.Second).ExitCode; code != 0 {
+			t.Errorf("exit code %d", code)
 		}
-		all := strings.Join(lines, "\n")
-		for _, want := range []string{"stdio-is-a-tty", "done"} {
-			if !strings.Contains(all, want) {
-				return fmt.Errorf("log %q lacks %q", lines, want)
+		d.Eventually(10*time.Second, func() error {
+			lines, err := d.ContainerLog(pod, c)
+			if err != nil {
+				return err
 			}
-		}
-		return nil
+			all := strings.Join(lines, "\n")
+			for _, want := range []string{"stdio-is-a-tty", "done"} {
+				if !strings.Contains(all, want) {
+					return fmt.Errorf("log %q lacks %q", lines, want)
+				}
+			}
+			return nil
+		})
+		stopAndRemove(t, d, podID)
+		noLeaks(t, d)
 	})
-	stopAndRemove(t, d, podID)
-	noLeaks(t, d)
 }
 
 // TestRunscTTYExecResize: `ctr tasks exec -t` into a runsc container gets a
@@ -392,24 +402,26 @@ func TestRunscTTYContainer(t *testing.T) {
 // ctr a terminal of 33x77.
 func TestRunscTTYExecResize(t *testing.T) {
 	d := harness.Start(t, harness.Options{})
-	pod := d.PodConfig("runsc-tty-exec")
-	podID := d.RunPod(pod, "runsc")
-	id := d.StartContainer(podID, pod, harness.ContainerConfig("sleeper", "sleep", "3600"))
-	ctr := fmt.Sprintf("%s --address %s -n k8s.io tasks exec -t --exec-id tty1 %s sh -c 'sleep 0.5; stty size; [ -t 0 ] && echo exec-tty'",
-		filepath.Join(d.BinDir, "ctr"), d.Address, id)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "script", "-qec", "stty rows 33 cols 77; "+ctr, "/dev/null").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ctr exec -t: %v: %s", err, out)
-	}
-	for _, want := range []string{"33 77", "exec-tty"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("exec output %q lacks %q", out, want)
+	forEachHandler(t, func(t *testing.T, handler string) {
+		pod := d.PodConfig("runsc-tty-exec-" + handler)
+		podID := d.RunPod(pod, handler)
+		id := d.StartContainer(podID, pod, harness.ContainerConfig("sleeper", "sleep", "3600"))
+		ctr := fmt.Sprintf("%s --address %s -n k8s.io tasks exec -t --exec-id tty1 %s sh -c 'sleep 0.5; stty size; [ -t 0 ] && echo exec-tty'",
+			filepath.Join(d.BinDir, "ctr"), d.Address, id)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "script", "-qec", "stty rows 33 cols 77; "+ctr, "/dev/null").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ctr exec -t: %v: %s", err, out)
 		}
-	}
-	stopAndRemove(t, d, podID)
-	noLeaks(t, d)
+		for _, want := range []string{"33 77", "exec-tty"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("exec output %q lacks %q", out, want)
+			}
+		}
+		stopAndRemove(t, d, podID)
+		noLeaks(t, d)
+	})
 }
 
 // TestRunscTTYSurvivesKill9: a TTY container keeps its terminal across
@@ -459,36 +471,38 @@ func TestRunscTTYSurvivesKill9(t *testing.T) {
 // stdin to a container and reads its output; crictl exec -it gets a TTY.
 func TestRunscStreamingExecAndAttach(t *testing.T) {
 	d := harness.Start(t, harness.Options{})
-	if _, err := os.Stat(filepath.Join(d.BinDir, "crictl")); err != nil {
-		t.Fatalf("bin/crictl missing (make bin/crictl): %v", err)
-	}
-	pod := d.PodConfig("runsc-stream")
-	podID := d.RunPod(pod, "runsc")
-	sleeper := d.StartContainer(podID, pod, harness.ContainerConfig("sleeper", "sleep", "3600"))
-	// crictl exits 1 itself and names the command's exit code.
-	out, err := d.Crictl("", "exec", sleeper, "sh", "-c", "echo streamed; exit 3")
-	if !strings.Contains(out, "streamed") || !strings.Contains(out, "exit code 3") || err == nil {
-		t.Errorf("crictl exec: %q, %v; want output 'streamed' and exit code 3", out, err)
-	}
+	forEachHandler(t, func(t *testing.T, handler string) {
+		if _, err := os.Stat(filepath.Join(d.BinDir, "crictl")); err != nil {
+			t.Fatalf("bin/crictl missing (make bin/crictl): %v", err)
+		}
+		pod := d.PodConfig("runsc-stream-" + handler)
+		podID := d.RunPod(pod, handler)
+		sleeper := d.StartContainer(podID, pod, harness.ContainerConfig("sleeper", "sleep", "3600"))
+		// crictl exits 1 itself and names the command's exit code.
+		out, err := d.Crictl("", "exec", sleeper, "sh", "-c", "echo streamed; exit 3")
+		if !strings.Contains(out, "streamed") || !strings.Contains(out, "exit code 3") || err == nil {
+			t.Errorf("crictl exec: %q, %v; want output 'streamed' and exit code 3", out, err)
+		}
 
-	reader := harness.ContainerConfig("reader", "sh", "-c", "read line; echo got:$line")
-	reader.Stdin, reader.StdinOnce = true, true
-	rID := d.StartContainer(podID, pod, reader)
-	out, err = d.Crictl("hello\n", "attach", "-i", rID)
-	if err != nil || !strings.Contains(out, "got:hello") {
-		t.Errorf("crictl attach -i: %q, %v; want got:hello", out, err)
-	}
-	if code := d.WaitExited(rID, 20*time.Second).ExitCode; code != 0 {
-		t.Errorf("reader exit code %d", code)
-	}
+		reader := harness.ContainerConfig("reader", "sh", "-c", "read line; echo got:$line")
+		reader.Stdin, reader.StdinOnce = true, true
+		rID := d.StartContainer(podID, pod, reader)
+		out, err = d.Crictl("hello\n", "attach", "-i", rID)
+		if err != nil || !strings.Contains(out, "got:hello") {
+			t.Errorf("crictl attach -i: %q, %v; want got:hello", out, err)
+		}
+		if code := d.WaitExited(rID, 20*time.Second).ExitCode; code != 0 {
+			t.Errorf("reader exit code %d", code)
+		}
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := fmt.Sprintf("%s --config %s exec -it %s sh -c '[ -t 0 ] && echo exec-it-tty'", filepath.Join(d.BinDir, "crictl"), filepath.Join(d.Dir, "crictl.yaml"), sleeper)
-	ttyOut, err := exec.CommandContext(ctx, "script", "-qec", cmd, "/dev/null").CombinedOutput()
-	if err != nil || !strings.Contains(string(ttyOut), "exec-it-tty") {
-		t.Errorf("crictl exec -it: %q, %v", ttyOut, err)
-	}
-	stopAndRemove(t, d, podID)
-	noLeaks(t, d)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := fmt.Sprintf("%s --config %s exec -it %s sh -c '[ -t 0 ] && echo exec-it-tty'", filepath.Join(d.BinDir, "crictl"), filepath.Join(d.Dir, "crictl.yaml"), sleeper)
+		ttyOut, err := exec.CommandContext(ctx, "script", "-qec", cmd, "/dev/null").CombinedOutput()
+		if err != nil || !strings.Contains(string(ttyOut), "exec-it-tty") {
+			t.Errorf("crictl exec -it: %q, %v", ttyOut, err)
+		}
+		stopAndRemove(t, d, podID)
+		noLeaks(t, d)
+	})
 }

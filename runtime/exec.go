@@ -34,8 +34,12 @@ type Exec struct {
 	exitStatus uint32
 	exitedAt   time.Time
 	exited     chan struct{}
+	closeOnce  sync.Once // exited is closed exactly once
 	stdio      *stdio
 }
+
+// closeExited closes the exit channel; later calls do nothing.
+func (e *Exec) closeExited() { e.closeOnce.Do(func() { close(e.exited) }) }
 
 var _ runtime.ExecProcess = (*Exec)(nil)
 
@@ -84,6 +88,13 @@ func (e *Exec) State(context.Context) (runtime.State, error) {
 // Start runs the process with runsc exec and watches for its exit.
 func (e *Exec) Start(ctx context.Context) error {
 	t := e.task
+	e.mu.Lock()
+	st := e.status
+	e.mu.Unlock()
+	if st != runtime.CreatedStatus {
+		// Its container exited (which ends its execs) or it was deleted.
+		return fmt.Errorf("exec %s in %s is not created (status %d): %w", e.id, t.id, st, errdefs.ErrFailedPrecondition)
+	}
 	sio, release, err := openIO(ctx, e.io)
 	if err != nil {
 		return fmt.Errorf("exec %s in %s: %w", e.id, t.id, err)
@@ -117,11 +128,24 @@ func (e *Exec) Start(ctx context.Context) error {
 	}
 	if master != nil {
 		if err := sio.attachConsole(ctx, master, e.io); err != nil {
+			// Nobody could see its output or its exit: take it down.
 			master.Close()
+			sio.closeStdin()
+			_ = t.runsc.KillPid(context.WithoutCancel(ctx), t.id, pid, unix.SIGKILL)
 			return fmt.Errorf("exec %s in %s: %w", e.id, t.id, err)
 		}
 	}
 	e.mu.Lock()
+	if e.status != runtime.CreatedStatus {
+		// The container exited while runsc started the process: the exec
+		// has been reported exited already; take the process back down.
+		st := e.status
+		e.mu.Unlock()
+		_ = t.runsc.KillPid(context.WithoutCancel(ctx), t.id, pid, unix.SIGKILL)
+		sio.closeStdin()
+		sio.closeConsole()
+		return fmt.Errorf("exec %s in %s ended while it started (status %d): %w", e.id, t.id, st, errdefs.ErrFailedPrecondition)
+	}
 	e.pid, e.status, e.stdio = pid, runtime.RunningStatus, sio
 	e.mu.Unlock()
 	t.publish(ctx, "/tasks/exec-started", &eventstypes.TaskExecStarted{ContainerID: t.id, ExecID: e.id, Pid: uint32(pid)})
@@ -162,7 +186,7 @@ func (e *Exec) markExited(ctx context.Context, status uint32) {
 	started := e.status == runtime.RunningStatus
 	e.status, e.exitStatus, e.exitedAt = runtime.StoppedStatus, status, time.Now()
 	e.mu.Unlock()
-	close(e.exited)
+	e.closeExited()
 	e.stdio.closeStdin()
 	if started {
 		e.task.publish(ctx, "/tasks/exit", &eventstypes.TaskExit{
@@ -220,7 +244,7 @@ func (e *Exec) Delete(ctx context.Context) (*runtime.Exit, error) {
 	e.status = runtime.DeletedStatus
 	e.mu.Unlock()
 	if wasCreated {
-		close(e.exited)
+		e.closeExited()
 	}
 	e.stdio.closeConsole()
 	t := e.task

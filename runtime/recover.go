@@ -68,7 +68,7 @@ func (r *Runtime) recover(ctx context.Context) {
 			}
 			switch rec.Status {
 			case runtime.StoppedStatus:
-				close(t.exited)
+				t.closeExited()
 			case runtime.RunningStatus, runtime.PausedStatus:
 				st, err := client.State(ctx, rec.ID)
 				// Only runsc's word that the container is stopped or gone
@@ -93,7 +93,7 @@ func (r *Runtime) recover(ctx context.Context) {
 					}
 				}
 				t.status, t.exitStatus, t.exitedAt = runtime.StoppedStatus, status, time.Now()
-				close(t.exited)
+				t.closeExited()
 				_ = t.persist()
 				l.WithField("exitStatus", status).Info("container exited while containerd was down")
 			}

@@ -31,9 +31,8 @@ type Runtime struct {
 	mu    sync.Mutex // guards tasks; never held across runsc calls
 	tasks map[string]*Task
 
-	featuresOnce sync.Once
-	features     *features.Features
-	featuresErr  error
+	featuresMu sync.Mutex
+	features   *features.Features // runsc's, once it answered
 }
 
 var _ runtime.PlatformRuntime = (*Runtime)(nil)
@@ -149,13 +148,20 @@ func (r *Runtime) taskDir(ns, id string) string {
 // PluginInfo describes the runsc runtime for CRI's handler feature probe
 // with the features runsc itself advertises (`runsc features`).
 func (r *Runtime) PluginInfo(ctx context.Context, request any) (any, error) {
-	r.featuresOnce.Do(func() {
-		r.features, r.featuresErr = r.sandboxes.Runsc().Features(ctx)
-	})
-	if r.featuresErr != nil {
-		return nil, r.featuresErr
+	// Only a success is cached: a failure (runsc busy, a timeout) is asked
+	// again next time.
+	r.featuresMu.Lock()
+	features := r.features
+	if features == nil {
+		fs, err := r.sandboxes.Runsc().Features(ctx)
+		if err != nil {
+			r.featuresMu.Unlock()
+			return nil, err
+		}
+		r.features, features = fs, fs
 	}
-	f, err := typeurl.MarshalAnyToProto(r.features)
+	r.featuresMu.Unlock()
+	f, err := typeurl.MarshalAnyToProto(features)
 	if err != nil {
 		return nil, err
 	}

@@ -61,6 +61,8 @@ type Task struct {
 	// runsc start has handed them to the sandbox.
 	releaseIO func()
 	execs     map[string]*Exec
+	closeOnce sync.Once // exited is closed exactly once
+	deleting  bool      // a Delete is under way
 	cancel    context.CancelFunc
 	// forced: the task's sandbox was killed by force (a gVisor-shim style
 	// pod's, which this runtime runs itself).
@@ -279,6 +281,13 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
+	defer func() {
+		if retErr != nil {
+			// No task will own the stdio (and a TTY's console).
+			sio.closeStdin()
+			sio.closeConsole()
+		}
+	}()
 	// A root container's stdio is taken by runsc create (the sandbox
 	// inherits it); a sub-container's by runsc start.
 	createIO := runsc.IO{}
@@ -401,6 +410,14 @@ func (t *Task) Start(ctx context.Context) error {
 		t.mu.Unlock()
 	}
 	t.mu.Lock()
+	if t.status != runtime.CreatedStatus {
+		// Killed (or its sandbox lost) while runsc started it: it has been
+		// reported exited already; take what started back down.
+		st := t.status
+		t.mu.Unlock()
+		_ = t.runsc.Kill(context.WithoutCancel(ctx), t.id, unix.SIGKILL, true)
+		return fmt.Errorf("container %s ended while it started (status %d): %w", t.id, st, errdefs.ErrFailedPrecondition)
+	}
 	t.status = runtime.RunningStatus
 	t.mu.Unlock()
 	if err := t.persist(); err != nil {
@@ -507,13 +524,16 @@ func (t *Task) markExited(ctx context.Context, status uint32) {
 	if err := t.persist(); err != nil {
 		log.G(ctx).WithError(err).WithField("container", t.id).Warn("persist task")
 	}
-	close(t.exited)
+	t.closeExited()
 	t.stdio.closeStdin()
 	log.G(ctx).WithFields(log.Fields{"container": t.id, "exitStatus": status}).Info("container exited")
 	t.publish(ctx, "/tasks/exit", &eventstypes.TaskExit{
 		ContainerID: t.id, ID: t.id, Pid: t.pid, ExitStatus: status, ExitedAt: timestamppb.New(t.exitedAt),
 	})
 }
+
+// closeExited closes the exit channel; later calls do nothing.
+func (t *Task) closeExited() { t.closeOnce.Do(func() { close(t.exited) }) }
 
 // Wait blocks until the init process has exited.
 func (t *Task) Wait(ctx context.Context) (*runtime.Exit, error) {
@@ -633,6 +653,9 @@ func (t *Task) Pause(ctx context.Context) error {
 	t.mu.Lock()
 	t.status = runtime.PausedStatus
 	t.mu.Unlock()
+	if err := t.persist(); err != nil {
+		log.G(ctx).WithError(err).WithField("container", t.id).Warn("persist task")
+	}
 	t.publish(ctx, "/tasks/paused", &eventstypes.TaskPaused{ContainerID: t.id})
 	return nil
 }
@@ -647,6 +670,9 @@ func (t *Task) Resume(ctx context.Context) error {
 		t.status = runtime.RunningStatus
 	}
 	t.mu.Unlock()
+	if err := t.persist(); err != nil {
+		log.G(ctx).WithError(err).WithField("container", t.id).Warn("persist task")
+	}
 	t.publish(ctx, "/tasks/resumed", &eventstypes.TaskResumed{ContainerID: t.id})
 	return nil
 }
@@ -700,13 +726,27 @@ func (t *Task) Stats(ctx context.Context) (*types.Any, error) {
 }
 
 // delete removes a stopped or never-started container.
-func (t *Task) delete(ctx context.Context) (*runtime.Exit, error) {
+func (t *Task) delete(ctx context.Context) (_ *runtime.Exit, retErr error) {
 	t.mu.Lock()
 	st := t.status
-	t.mu.Unlock()
 	if st == runtime.RunningStatus || st == runtime.PausedStatus {
+		t.mu.Unlock()
 		return nil, fmt.Errorf("container %s is running: %w", t.id, errdefs.ErrFailedPrecondition)
 	}
+	if st == runtime.DeletedStatus || t.deleting {
+		// Another Delete has it: one TaskDelete event per task.
+		t.mu.Unlock()
+		return nil, fmt.Errorf("runsc task %s is being deleted: %w", t.id, errdefs.ErrNotFound)
+	}
+	t.deleting = true
+	t.mu.Unlock()
+	defer func() {
+		if retErr != nil {
+			t.mu.Lock()
+			t.deleting = false
+			t.mu.Unlock()
+		}
+	}()
 	if err := t.runsc.Delete(ctx, t.id); err != nil {
 		if !t.sandboxGone() {
 			return nil, err

@@ -1,8 +1,11 @@
 package runtime
 
 import (
+	"context"
 	"testing"
 
+	"github.com/containerd/containerd/v2/core/runtime"
+	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -32,5 +35,19 @@ func TestUserNamespaceByMappings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An exec that its container's exit already ended (or that was deleted)
+// cannot start: Start returns FailedPrecondition before touching runsc,
+// and no second close of its exit channel can happen.
+func TestExecStartAfterEnd(t *testing.T) {
+	for _, st := range []runtime.Status{runtime.StoppedStatus, runtime.DeletedStatus} {
+		e := &Exec{task: &Task{id: "c1"}, id: "e1", status: st, exited: make(chan struct{})}
+		e.closeExited()
+		if err := e.Start(context.Background()); !errdefs.IsFailedPrecondition(err) {
+			t.Errorf("Start of a %v exec: %v, want FailedPrecondition", st, err)
+		}
+		e.closeExited() // a later close is harmless
 	}
 }

@@ -341,8 +341,11 @@ func (c *Controller) markExited(ctx context.Context, s *Sandbox, status uint32) 
 	s.mu.Unlock()
 	now := time.Now()
 	err := s.transition(StateStopped, func(r *record) { r.ExitStatus, r.ExitedAt = status, now })
-	if err != nil {
+	if errdefs.IsFailedPrecondition(err) {
 		return // already stopped
+	}
+	if err != nil {
+		c.logger(ctx, s.snapshot().ID).WithError(err).Error("sandbox exit recorded in memory only")
 	}
 	c.logger(ctx, s.snapshot().ID).WithField("exitStatus", status).Info("sandbox exited")
 }

@@ -5,6 +5,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -31,6 +35,12 @@ func (c *Controller) OOMKilled(sandboxID string) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.oomKilled && s.oomFile != "" {
+		// The exit can be seen before the OOM event is: ask the counter.
+		if n, ok := readOOMKills(s.oomFile); ok && n > s.oomBase {
+			s.oomKilled = true
+		}
+	}
 	return s.oomKilled
 }
 
@@ -41,6 +51,14 @@ func (c *Controller) watchOOM(ctx context.Context, s *Sandbox, rec record) {
 	}
 	l := c.logger(ctx, rec.ID)
 	rel := cgroupRelPath(rec.SandboxCgroup)
+	oomFile := filepath.Join("/sys/fs/cgroup/memory", rel, "memory.oom_control")
+	if cgroups.Mode() == cgroups.Unified {
+		oomFile = filepath.Join("/sys/fs/cgroup", rel, "memory.events")
+	}
+	base, _ := readOOMKills(oomFile)
+	s.mu.Lock()
+	s.oomFile, s.oomBase = oomFile, base
+	s.mu.Unlock()
 	if cgroups.Mode() == cgroups.Unified {
 		m, err := cgroup2.Load(rel)
 		if err != nil {
@@ -80,6 +98,11 @@ func (c *Controller) watchOOM(ctx context.Context, s *Sandbox, rec record) {
 		return
 	}
 	f := os.NewFile(fd, fmt.Sprintf("oom-eventfd-%s", rec.ID))
+	// The eventfd also fires when the cgroup is removed (every pod stop):
+	// only a rise of memory.oom_control's oom_kill counter is an OOM kill.
+	// It fires when the cgroup goes under OOM, just before the kill is
+	// counted: give the counter a moment.
+	last := base
 	go func() {
 		<-ctx.Done()
 		f.Close()
@@ -90,8 +113,19 @@ func (c *Controller) watchOOM(ctx context.Context, s *Sandbox, rec record) {
 			if _, err := f.Read(buf); err != nil {
 				return
 			}
-			if binary.LittleEndian.Uint64(buf) > 0 {
-				c.onOOM(ctx, s, rec.ID)
+			if binary.LittleEndian.Uint64(buf) == 0 {
+				continue
+			}
+			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				n, ok := readOOMKills(oomFile)
+				if !ok {
+					break // the cgroup is gone
+				}
+				if n > last {
+					last = n
+					c.onOOM(ctx, s, rec.ID)
+					break
+				}
 			}
 		}
 	}()
@@ -108,4 +142,25 @@ func (c *Controller) onOOM(ctx context.Context, s *Sandbox, id string) {
 	if h != nil {
 		h(id)
 	}
+}
+
+// readOOMKills reads the oom_kill counter of a cgroup v1 memory.oom_control
+// file; ok is false when the file or the counter is missing (a removed
+// cgroup, or a kernel before 4.13).
+func readOOMKills(path string) (n uint64, ok bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	return parseOOMKills(string(data))
+}
+
+func parseOOMKills(content string) (uint64, bool) {
+	for _, line := range strings.Split(content, "\n") {
+		if v, found := strings.CutPrefix(line, "oom_kill "); found {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }

@@ -72,9 +72,14 @@ type Sandbox struct {
 
 	mu        sync.Mutex // guards rec, forced
 	rec       record
-	forced    bool          // Stop had to kill the process tree
-	oomKilled bool          // the kernel OOM-killed in the sandbox cgroup
-	exited    chan struct{} // closed once the sandbox has exited
+	forced    bool // Stop had to kill the process tree
+	oomKilled bool // the kernel OOM-killed in the sandbox cgroup
+	// oomFile holds the sandbox cgroup's oom_kill counter (v1
+	// memory.oom_control, v2 memory.events); oomBase is its value when
+	// the watch began.
+	oomFile string
+	oomBase uint64
+	exited  chan struct{} // closed once the sandbox has exited
 	// stopMonitor ends the exit monitor (on Shutdown or controller close).
 	stopMonitor context.CancelFunc
 
@@ -132,10 +137,14 @@ func (s *Sandbox) transition(next State, update func(*record)) error {
 	if update != nil {
 		update(&rec)
 	}
+	var werr error
 	if next != StateDeleted {
-		if err := writeRecord(s.recordPath, rec); err != nil {
-			return err
+		if werr = writeRecord(s.recordPath, rec); werr != nil && next != StateStopped {
+			return werr
 		}
+		// An exit is a fact, not a request: it is applied (and its
+		// waiters woken) even when its record cannot be written (a full
+		// disk). Recovery rolls the record forward from the dead pid.
 	}
 	s.rec = rec
 	// exited closes on the first move out of created/running: a sandbox
@@ -143,7 +152,7 @@ func (s *Sandbox) transition(next State, update func(*record)) error {
 	if next == StateStopped || (next == StateDeleted && cur == StateCreated) {
 		close(s.exited)
 	}
-	return nil
+	return werr
 }
 
 // writeRecord writes rec to path atomically.

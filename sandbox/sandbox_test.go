@@ -165,24 +165,38 @@ func TestNewSandboxExited(t *testing.T) {
 	}
 }
 
-// A record that cannot be written fails the transition and leaves the
-// sandbox as it was.
+// A record that cannot be written (a full disk) fails a requested
+// transition and leaves the sandbox as it was; an exit is a fact: it is
+// applied and its waiters are woken, and the write error is returned.
 func TestTransitionWriteFailure(t *testing.T) {
 	dir := t.TempDir()
 	notDir := filepath.Join(dir, "file")
 	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := newSandbox(record{ID: "sb1", State: StateRunning}, filepath.Join(notDir, "sb1.json"), dir)
-	if err := s.transition(StateStopped, func(r *record) { r.ExitStatus = 1 }); err == nil {
-		t.Fatal("transition succeeded, want a write error")
-	}
-	rec := s.snapshot()
-	if rec.State != StateRunning || rec.ExitStatus != 0 {
-		t.Errorf("record = state %s exit %d, want unchanged (running, 0)", rec.State, rec.ExitStatus)
-	}
-	if isClosed(s.exited) {
-		t.Error("exited closed after a failed transition")
+	for _, tc := range []struct {
+		name         string
+		from, to     State
+		want         State
+		wantExited   bool
+		wantExitCode uint32
+	}{
+		{"start is refused", StateCreated, StateRunning, StateCreated, false, 0},
+		{"exit is applied", StateRunning, StateStopped, StateStopped, true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSandbox(record{ID: "sb1", State: tc.from}, filepath.Join(notDir, "sb1.json"), dir)
+			if err := s.transition(tc.to, func(r *record) { r.ExitStatus = 1 }); err == nil {
+				t.Fatal("transition returned no error, want the write error")
+			}
+			rec := s.snapshot()
+			if rec.State != tc.want || rec.ExitStatus != tc.wantExitCode {
+				t.Errorf("record = state %s exit %d, want %s %d", rec.State, rec.ExitStatus, tc.want, tc.wantExitCode)
+			}
+			if isClosed(s.exited) != tc.wantExited {
+				t.Errorf("exited closed = %v, want %v (Wait must not hang on a sandbox that exited)", isClosed(s.exited), tc.wantExited)
+			}
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -174,6 +175,13 @@ func (c *Client) Delete(ctx context.Context, id string) error {
 }
 
 func isNotExist(err error) bool {
+	// runsc itself could not run (a missing or broken binary): that says
+	// nothing about the container.
+	var pathErr *fs.PathError
+	var execErr *exec.Error
+	if errors.As(err, &pathErr) || errors.As(err, &execErr) {
+		return false
+	}
 	s := err.Error()
 	return strings.Contains(s, "does not exist") || strings.Contains(s, "not found") || strings.Contains(s, "no such file or directory")
 }

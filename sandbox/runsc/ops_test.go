@@ -1,6 +1,9 @@
 package runsc
 
 import (
+	"context"
+	"errors"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -24,5 +27,26 @@ func TestExitCode(t *testing.T) {
 				t.Errorf("ExitCode(%#x) = %d, want %d", uint32(tc.ws), got, tc.want)
 			}
 		})
+	}
+}
+
+// A container that is gone reads as ErrNotExist; a runsc binary that
+// cannot run does not (it says nothing about the container).
+func TestKillOfMissingContainerVsMissingBinary(t *testing.T) {
+	missing := &Client{Path: filepath.Join(t.TempDir(), "no-runsc"), Root: t.TempDir()}
+	err := missing.Kill(context.Background(), "c1", unix.SIGKILL, false)
+	if err == nil || errors.Is(err, ErrNotExist) {
+		t.Errorf("Kill with a missing runsc binary = %v, want an error that is not ErrNotExist", err)
+	}
+	for msg, want := range map[string]bool{
+		"loading container: file does not exist":                 true,
+		`container "c1" not found`:                               true,
+		"open /x/c1_sandbox:c1.state: no such file or directory": true,
+		"permission denied":                                      false,
+		"signaling process in container: no such process":        false,
+	} {
+		if got := isNotExist(errors.New(msg)); got != want {
+			t.Errorf("isNotExist(%q) = %v, want %v", msg, got, want)
+		}
 	}
 }
