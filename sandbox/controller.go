@@ -133,6 +133,11 @@ func (c *Controller) get(id string) (*Sandbox, error) {
 	defer c.mu.Unlock()
 	s, ok := c.sandboxes[id]
 	if !ok {
+		// An id that could never have been created is the caller's
+		// mistake, not a missing sandbox.
+		if err := validateKnownID(id); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("runsc sandbox %s: %w", id, errdefs.ErrNotFound)
 	}
 	return s, nil
