@@ -41,6 +41,8 @@ type Options struct {
 	StopTimeout time.Duration
 	// Publisher is containerd's event exchange.
 	Publisher events.Publisher
+	// Policy decides which dev.gvisor.* annotations pods may set.
+	Policy AnnotationPolicy
 }
 
 // Controller implements containerd's sandbox.Controller on runsc.
@@ -54,6 +56,10 @@ type Controller struct {
 	sandboxes map[string]*Sandbox
 	rootUsers int // root-container sandboxes of the task runtime
 	oomHook   OOMHook
+
+	// handlers are the CRI runtime handlers using this controller, for
+	// their pod_annotations allowlists.
+	handlers handlers
 
 	// ctx lives as long as the controller: exit monitors run under it.
 	ctx context.Context

@@ -89,9 +89,16 @@ func (c *Controller) create(ctx context.Context, info sandbox.Sandbox, co sandbo
 		hostname = h
 	}
 	ns := namespaceOf(ctx)
-	res, err := buildSpec(specInput{ID: id, Namespace: ns, Config: cfg, NetNSPath: co.NetNSPath, Rootfs: c.rootfs, Hostname: hostname, NoNetwork: noNetwork})
+	_, handler, _ := c.handlerOf(info)
+	res, err := buildSpec(specInput{
+		ID: id, Namespace: ns, Config: cfg, NetNSPath: co.NetNSPath, Rootfs: c.rootfs, Hostname: hostname, NoNetwork: noNetwork,
+		AnnotationGlobs: handler.PodAnnotations, Policy: c.opts.Policy,
+	})
 	if err != nil {
-		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInvalidArgument)
+		if !errdefs.IsInvalidArgument(err) {
+			err = fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+		}
+		return fmt.Errorf("sandbox %s: %w", id, err)
 	}
 	cfgBytes, err := proto.Marshal(cfg)
 	if err != nil {
