@@ -143,10 +143,12 @@ func podAnnotations(in map[string]string, globs []string, policy AnnotationPolic
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		v := in[k]
 		if strings.HasPrefix(k, gvisorInternalPrefix) {
-			return nil, policy.Check(k, v)
+			return nil, policy.Check(k, in[k])
 		}
+	}
+	for _, k := range keys {
+		v := in[k]
 		if !matchAnnotation(globs, k) || strings.HasPrefix(k, criAnnotationPrefix) {
 			continue
 		}

@@ -78,6 +78,7 @@ func TestPodAnnotations(t *testing.T) {
 	}{
 		{name: "no allowlist: nothing passes", pod: pod, want: nil},
 		{name: "no allowlist: internal refused", pod: map[string]string{"dev.gvisor.internal.checkpoint.path": "/x"}, wantErr: "dev.gvisor.internal.checkpoint.path"},
+		{name: "internal named first", pod: map[string]string{"dev.gvisor.bundle.x": "true", "dev.gvisor.internal.nvproxy": "true"}, globs: []string{"dev.gvisor.*"}, wantErr: "dev.gvisor.internal.nvproxy"},
 		{name: "allowlist, closed policy: bundle refused", pod: pod, globs: []string{"dev.gvisor.*"}, wantErr: "dev.gvisor.bundle.experimental-high-performance"},
 		{name: "allowlist, open policy", pod: pod, globs: []string{"dev.gvisor.*"}, policy: open, want: []string{"dev.gvisor.bundle.experimental-high-performance", "dev.gvisor.flag.debug"}},
 		{name: "glob per key", pod: pod, globs: []string{"dev.gvisor.flag.*", "example.com/*"}, policy: open, want: []string{"dev.gvisor.flag.debug", "example.com/team"}},
