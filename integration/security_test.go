@@ -316,3 +316,60 @@ func checkModes(t *testing.T, d *harness.Daemon, podID, ctrID string) {
 		t.Errorf("control socket %s is writable by group or others: %v", sock, fi.Mode())
 	}
 }
+
+// TestRunscSecurityHostileValues: negative/overflowing resources, host
+// sysctls and resolv.conf injection in a PodSandboxConfig get
+// InvalidArgument with nothing half-created; a container whose
+// ContainerConfig has negative cpu shares (which CRI turns into a huge
+// unsigned value) fails with InvalidArgument and its pod keeps running.
+func TestRunscSecurityHostileValues(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	for name, mutate := range map[string]func(*runtimeapi.PodSandboxConfig){
+		"cpu_period": func(p *runtimeapi.PodSandboxConfig) {
+			p.Linux.Resources = &runtimeapi.LinuxContainerResources{CpuPeriod: -1}
+		},
+		"memory_limit_in_bytes": func(p *runtimeapi.PodSandboxConfig) {
+			p.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 1<<63 - 1}
+		},
+		"kernel.core_pattern": func(p *runtimeapi.PodSandboxConfig) {
+			p.Linux.Sysctls = map[string]string{"kernel.core_pattern": "|/tmp/x"}
+		},
+		"dns_config": func(p *runtimeapi.PodSandboxConfig) {
+			p.DnsConfig = &runtimeapi.DNSConfig{Servers: []string{"10.0.0.1\nnameserver 6.6.6.6"}}
+		},
+	} {
+		pod := d.PodConfig("sec-hostile")
+		mutate(pod)
+		_, err := runPodErr(d, pod)
+		requireRefused(t, err, name)
+	}
+	onlyRunning(t, d)
+
+	pod := d.PodConfig("sec-hostile-ctr")
+	podID := d.RunPod(pod, "runsc")
+	cfg := harness.ContainerConfig("bad", "sleep", "3600")
+	cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{CpuShares: -2}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cfg, SandboxConfig: pod})
+	if err == nil {
+		d.Track(resp.ContainerId)
+		_, err = d.Runtime.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: resp.ContainerId})
+	}
+	if err == nil || status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("container with cpu_shares -2: %v, want InvalidArgument", err)
+	}
+	t.Logf("container with cpu_shares -2: %v", err)
+	if s := podState(t, d, podID).Status.State; s != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Errorf("pod %s after the refused container", s)
+	}
+	good := d.StartContainer(podID, pod, harness.ContainerConfig("good", "sleep", "3600"))
+	if s := containerState(t, d, good).State; s != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("good container %s", s)
+	}
+	if resp != nil {
+		_, _ = d.Runtime.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: resp.ContainerId})
+	}
+	stopAndRemove(t, d, podID)
+	noLeaks(t, d)
+}
