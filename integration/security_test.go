@@ -264,6 +264,10 @@ func TestRunscSecurityReservedIDs(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	t.Logf("ctr run ... rootfs: %s", lines[len(lines)-1])
+	// A valid id still runs (in its private sandbox).
+	if out, err := d.Ctr("run", "--rm", "--runtime", "io.containerd.runsc.v1", harness.Busybox, "sec-ok", "echo", "hello"); err != nil || !strings.Contains(out, "hello") {
+		t.Errorf("ctr run sec-ok: %v, output %q", err, out)
+	}
 
 	if s := podState(t, d, podID).Status.State; s != runtimeapi.PodSandboxState_SANDBOX_READY {
 		t.Errorf("bystander pod %s", s)
@@ -371,5 +375,37 @@ func TestRunscSecurityHostileValues(t *testing.T) {
 		_, _ = d.Runtime.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: resp.ContainerId})
 	}
 	stopAndRemove(t, d, podID)
+	noLeaks(t, d)
+}
+
+// TestRunscSecurityKubeletValuesAccepted: the validation does not refuse
+// what kubelet sends. On every gVisor handler (for the shim-style one the
+// pause container spec is CRI's and goes through the runtime's check), a
+// pod with a cgroup parent, kubelet-like resources, namespaced sysctls and
+// a cluster DNS config runs; a container with limits starts and its
+// resources can be updated.
+func TestRunscSecurityKubeletValuesAccepted(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	forEachHandler(t, func(t *testing.T, handler string) {
+		pod := d.PodConfig("sec-kubelet-" + handler)
+		pod.Linux.CgroupParent = d.CgroupParent("sec-" + handler)
+		pod.Linux.Resources = &runtimeapi.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 50000, CpuShares: 512, MemoryLimitInBytes: 256 << 20}
+		pod.Linux.Sysctls = map[string]string{"kernel.shm_rmid_forced": "1", "net.ipv4.ip_local_port_range": "1024 65000"}
+		pod.DnsConfig = &runtimeapi.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"default.svc.cluster.local", "svc.cluster.local"}, Options: []string{"ndots:5"}}
+		id := d.RunPod(pod, handler)
+		cfg := harness.ContainerConfig("c", "sleep", "3600")
+		cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 20000, CpuShares: 204, MemoryLimitInBytes: 64 << 20}
+		ctrID := d.StartContainer(id, pod, cfg)
+		if s := containerState(t, d, ctrID).State; s != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			t.Fatalf("container %s", s)
+		}
+		if _, err := d.Runtime.UpdateContainerResources(context.Background(), &runtimeapi.UpdateContainerResourcesRequest{
+			ContainerId: ctrID,
+			Linux:       &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 128 << 20, CpuShares: 256},
+		}); err != nil {
+			t.Errorf("UpdateContainerResources: %v", err)
+		}
+		stopAndRemove(t, d, id)
+	})
 	noLeaks(t, d)
 }
