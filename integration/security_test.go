@@ -114,7 +114,9 @@ func emptyDir(t *testing.T, dir string) {
 // pod_annotations on the handler) a pod asking for a checkpoint into a
 // host directory is refused with InvalidArgument naming the key; without
 // that key it runs, and neither its bundle nor its flag annotation reaches
-// runsc's config.json. Nothing is written to the named directory.
+// runsc's config.json; a container's own dev.gvisor.* annotations are
+// dropped by CRI (no container_annotations) before the runtime sees them.
+// Nothing is written to the named directory.
 func TestRunscSecurityDefaultAnnotations(t *testing.T) {
 	d := harness.Start(t, harness.Options{})
 	hostDir := filepath.Join(d.Dir, "stolen")
@@ -133,9 +135,26 @@ func TestRunscSecurityDefaultAnnotations(t *testing.T) {
 			t.Errorf("annotation %s reached the sandbox spec", k)
 		}
 	}
-	ctrID := d.StartContainer(id, pod, harness.ContainerConfig("c", "sleep", "3600"))
+	// Container annotations: CRI itself drops those container_annotations
+	// (unset) does not allow before the spec reaches the runtime.
+	cfg := harness.ContainerConfig("c", "sleep", "3600")
+	cfg.Annotations = map[string]string{annInternal: hostDir, annFlag: "true", "example.com/x": "y"}
+	ctrID := d.StartContainer(id, pod, cfg)
 	if s := containerState(t, d, ctrID).State; s != runtimeapi.ContainerState_CONTAINER_RUNNING {
 		t.Fatalf("container %s", s)
+	}
+	data, err := os.ReadFile(filepath.Join(d.State, "io.containerd.shimless.v1.runsc", "tasks", "k8s.io", ctrID, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctrSpec specs.Spec
+	if err := json.Unmarshal(data, &ctrSpec); err != nil {
+		t.Fatal(err)
+	}
+	for k := range ctrSpec.Annotations {
+		if strings.HasPrefix(k, "dev.gvisor.") || k == "example.com/x" {
+			t.Errorf("container annotation %s reached the container spec", k)
+		}
 	}
 	emptyDir(t, hostDir)
 	checkModes(t, d, id, ctrID)
