@@ -102,6 +102,14 @@ test:
 bench: binaries images bin/runc
 	$(GO) test $(MOD) -tags integration -run '^$$' -bench . -benchtime 5x -count 1 ./integration/
 
+# Fuzz the pod-author input paths: the sandbox spec builder and the
+# container spec check. A longer run: make fuzz FUZZTIME=30m
+FUZZTIME ?= 30s
+.PHONY: fuzz
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzBuildSpec -fuzztime $(FUZZTIME) ./sandbox/
+	$(GO) test -run '^$$' -fuzz FuzzCheckSpec -fuzztime $(FUZZTIME) ./runtime/
+
 install: binaries
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BINARIES) $(DESTDIR)$(PREFIX)/bin/

@@ -47,15 +47,26 @@ type Config struct {
 	// DebugLogDir, when set, makes runsc write a debug log per invocation
 	// under this directory (runsc --debug --debug-log=DIR/).
 	DebugLogDir string `toml:"debug_log_dir"`
+	// AllowedBundles are the gVisor config bundles
+	// (dev.gvisor.bundle.<name> = "true") a pod may ask for, when the CRI
+	// handler's pod_annotations also let the annotation through. Default:
+	// none.
+	AllowedBundles []string `toml:"allowed_bundles"`
+	// AllowPodFlagOverrides lets pods set runsc flags with
+	// dev.gvisor.flag.<name> annotations (still only the flags runsc
+	// allows without --allow-flag-override, unless runsc_config sets it).
+	// Default: false.
+	AllowPodFlagOverrides bool `toml:"allow_pod_flag_overrides"`
 }
 
 // DefaultConfig is the configuration printed by `containerd config default`.
 func DefaultConfig() *Config {
 	return &Config{
-		RunscPath:   "runsc",
-		PausePath:   "shimless-pause",
-		RunscConfig: map[string]string{},
-		StopTimeout: DefaultStopTimeout.String(),
+		RunscPath:      "runsc",
+		PausePath:      "shimless-pause",
+		RunscConfig:    map[string]string{},
+		StopTimeout:    DefaultStopTimeout.String(),
+		AllowedBundles: []string{},
 	}
 }
 
@@ -86,6 +97,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.StopTimeoutDuration(); err != nil {
 		return err
+	}
+	for _, b := range c.AllowedBundles {
+		if !runscFlagName.MatchString(b) {
+			return fmt.Errorf("allowed_bundles: %q is not a gVisor bundle name (e.g. \"experimental-high-performance\")", b)
+		}
 	}
 	for k := range c.RunscConfig {
 		if !runscFlagName.MatchString(k) {

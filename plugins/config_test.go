@@ -25,6 +25,8 @@ func TestConfigValidate(t *testing.T) {
 		{"flag with dashes", func(c *Config) { c.RunscConfig["--platform"] = "systrap" }, "runsc_config"},
 		{"reserved flag", func(c *Config) { c.RunscConfig["root"] = "/x" }, "runsc_root"},
 		{"good flag", func(c *Config) { c.RunscConfig["net-raw"] = "true" }, ""},
+		{"allowed bundle", func(c *Config) { c.AllowedBundles = []string{"experimental-high-performance"} }, ""},
+		{"malformed bundle", func(c *Config) { c.AllowedBundles = []string{"a b"} }, "allowed_bundles"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
@@ -47,5 +49,12 @@ func TestStopTimeoutDefault(t *testing.T) {
 	d, err := c.StopTimeoutDuration()
 	if err != nil || d != 10*time.Second {
 		t.Fatalf("got %v, %v; want 10s", d, err)
+	}
+}
+
+func TestSecureDefaults(t *testing.T) {
+	c := DefaultConfig()
+	if len(c.AllowedBundles) != 0 || c.AllowPodFlagOverrides {
+		t.Fatalf("defaults allow pod annotations: bundles %v, flag overrides %v", c.AllowedBundles, c.AllowPodFlagOverrides)
 	}
 }

@@ -25,14 +25,18 @@ func init() {
 		InitFn:   initCore,
 	})
 	registry.Register(&plugin.Registration{
-		Type:     plugins.SandboxControllerPlugin,
-		ID:       ID,
-		Requires: []plugin.Type{CorePlugin},
+		Type: plugins.SandboxControllerPlugin,
+		ID:   ID,
+		// CRI's runtime plugin holds the handlers' pod_annotations. Like
+		// containerd's podsandbox controller this requires the CRI service
+		// plugins, never the CRI gRPC plugin (which requires controllers).
+		Requires: []plugin.Type{CorePlugin, plugins.CRIServicePlugin},
 		InitFn: func(ic *plugin.InitContext) (any, error) {
 			c, err := core(ic)
 			if err != nil {
 				return nil, err
 			}
+			c.controller.SetHandlers(criHandlers(ic))
 			return c.controller, nil
 		},
 	})
@@ -105,6 +109,10 @@ func initCore(ic *plugin.InitContext) (any, error) {
 		CRIRootDir:  filepath.Join(filepath.Dir(root), "io.containerd.grpc.v1.cri"),
 		StopTimeout: stopTimeout,
 		Publisher:   exchange.(events.Publisher),
+		Policy: sandbox.AnnotationPolicy{
+			AllowedBundles:     cfg.AllowedBundles,
+			AllowFlagOverrides: cfg.AllowPodFlagOverrides,
+		},
 	})
 	if err != nil {
 		l.WithError(err).Warn("runsc is not usable; runsc handlers are disabled")
@@ -136,4 +144,28 @@ func core(ic *plugin.InitContext) (*coreInstance, error) {
 		return nil, fmt.Errorf("%s.%s: %v: %w", CorePlugin, ID, err, plugin.ErrSkipPlugin)
 	}
 	return i.(*coreInstance), nil
+}
+
+// criHandlers returns the CRI runtime handlers whose sandboxer is this
+// controller, from CRI's runtime plugin config. Without CRI (disabled, or
+// failed) there are none, and no pod annotation reaches a sandbox spec.
+func criHandlers(ic *plugin.InitContext) map[string]sandbox.HandlerConfig {
+	l := log.G(ic.Context).WithField("plugin", string(plugins.SandboxControllerPlugin)+"."+ID)
+	p := ic.Plugins().Get(plugins.CRIServicePlugin, "runtime")
+	if p == nil || p.Config == nil {
+		l.Info("no CRI runtime config; pod annotations never reach runsc sandboxes")
+		return nil
+	}
+	all, err := sandbox.HandlersFromCRIConfig(p.Config)
+	if err != nil {
+		l.WithError(err).Warn("cannot read CRI runtime handlers; pod annotations never reach runsc sandboxes")
+		return nil
+	}
+	ours := map[string]sandbox.HandlerConfig{}
+	for name, h := range all {
+		if h.Sandboxer == ID {
+			ours[name] = h
+		}
+	}
+	return ours
 }

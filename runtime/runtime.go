@@ -98,6 +98,11 @@ func (r *Runtime) Create(ctx context.Context, id string, opts runtime.CreateOpts
 	if err != nil {
 		return nil, err
 	}
+	// The id names the task's directory and runsc's container: check it
+	// before anything is built from it.
+	if err := sandbox.ValidateID(id); err != nil {
+		return nil, fmt.Errorf("runsc task: %w", err)
+	}
 	r.mu.Lock()
 	if _, ok := r.tasks[key(ns, id)]; ok {
 		r.mu.Unlock()

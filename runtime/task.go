@@ -183,6 +183,9 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 	if err := typeurl.UnmarshalTo(opts.Spec, &spec); err != nil {
 		return nil, fmt.Errorf("container %s: spec: %w", id, err)
 	}
+	if err := checkSpec(&spec, r.sandboxes.Policy()); err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
 	sandboxID, root, client, sbExited, err := r.placement(id, opts, &spec)
 	if err != nil {
 		return nil, err
@@ -702,6 +705,9 @@ func (t *Task) Update(ctx context.Context, resources *types.Any, _ map[string]st
 	}
 	var res specs.LinuxResources
 	if err := typeurl.UnmarshalTo(resources, &res); err != nil {
+		return fmt.Errorf("update %s: %w", t.id, err)
+	}
+	if err := sandbox.ValidateLinuxResources(&res); err != nil {
 		return fmt.Errorf("update %s: %w", t.id, err)
 	}
 	if err := t.runsc.Update(ctx, t.id, &res); err != nil {

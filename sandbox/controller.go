@@ -41,6 +41,8 @@ type Options struct {
 	StopTimeout time.Duration
 	// Publisher is containerd's event exchange.
 	Publisher events.Publisher
+	// Policy decides which dev.gvisor.* annotations pods may set.
+	Policy AnnotationPolicy
 }
 
 // Controller implements containerd's sandbox.Controller on runsc.
@@ -57,6 +59,10 @@ type Controller struct {
 	// runsc state is left alone.
 	unreadable []string
 	oomHook    OOMHook
+
+	// handlers are the CRI runtime handlers using this controller, for
+	// their pod_annotations allowlists.
+	handlers handlers
 
 	// ctx lives as long as the controller: exit monitors run under it.
 	ctx context.Context
@@ -136,6 +142,11 @@ func (c *Controller) get(id string) (*Sandbox, error) {
 	defer c.mu.Unlock()
 	s, ok := c.sandboxes[id]
 	if !ok {
+		// An id that could never have been created is the caller's
+		// mistake, not a missing sandbox.
+		if err := validateKnownID(id); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("runsc sandbox %s: %w", id, errdefs.ErrNotFound)
 	}
 	return s, nil

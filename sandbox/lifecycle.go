@@ -31,6 +31,9 @@ var _ sandbox.Controller = (*Controller)(nil)
 // Create prepares a sandbox: its spec, bundle, CRI files and record. No
 // runsc process runs until Start.
 func (c *Controller) Create(ctx context.Context, info sandbox.Sandbox, opts ...sandbox.CreateOpt) error {
+	if err := validatePodID(info.ID); err != nil {
+		return err
+	}
 	var co sandbox.CreateOptions
 	for _, o := range opts {
 		if err := o(&co); err != nil {
@@ -45,6 +48,9 @@ func (c *Controller) Create(ctx context.Context, info sandbox.Sandbox, opts ...s
 // container then joins it like a pod's container, so its exit is observed
 // the same way. netnsPath "" with hostNetwork false means no network.
 func (c *Controller) RunPrivate(ctx context.Context, id, netnsPath string, hostNetwork bool) error {
+	if err := validatePrivateID(id); err != nil {
+		return err
+	}
 	cfg := &runtimeapi.PodSandboxConfig{Hostname: id, Linux: &runtimeapi.LinuxPodSandboxConfig{}}
 	if hostNetwork {
 		cfg.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{
@@ -83,9 +89,16 @@ func (c *Controller) create(ctx context.Context, info sandbox.Sandbox, co sandbo
 		hostname = h
 	}
 	ns := namespaceOf(ctx)
-	res, err := buildSpec(specInput{ID: id, Namespace: ns, Config: cfg, NetNSPath: co.NetNSPath, Rootfs: c.rootfs, Hostname: hostname, NoNetwork: noNetwork})
+	_, handler, _ := c.handlerOf(info)
+	res, err := buildSpec(specInput{
+		ID: id, Namespace: ns, Config: cfg, NetNSPath: co.NetNSPath, Rootfs: c.rootfs, Hostname: hostname, NoNetwork: noNetwork,
+		AnnotationGlobs: handler.PodAnnotations, Policy: c.opts.Policy,
+	})
 	if err != nil {
-		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInvalidArgument)
+		if !errdefs.IsInvalidArgument(err) {
+			err = fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+		}
+		return fmt.Errorf("sandbox %s: %w", id, err)
 	}
 	// A handler written for gVisor's shim carries its runsc.toml in the
 	// runtime options; its [runsc_config] flags apply to the sandbox.

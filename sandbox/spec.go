@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"fmt"
 	"maps"
 	"path"
 	"strings"
@@ -18,9 +17,6 @@ const (
 	// AnnotationCgroupParent makes runsc put the pod's limits on the pod
 	// cgroup.
 	AnnotationCgroupParent = "dev.gvisor.spec.cgroup-parent"
-	// gvisorAnnotationPrefix: pod annotations with this prefix configure
-	// runsc and are passed through to the sandbox spec.
-	gvisorAnnotationPrefix = "dev.gvisor."
 )
 
 // PauseBinary is the sandbox root process's path inside its rootfs.
@@ -41,6 +37,11 @@ type specInput struct {
 	// NoNetwork gives the sandbox no network at all (runsc --network=none):
 	// standalone containers created without a network namespace.
 	NoNetwork bool
+	// AnnotationGlobs are the CRI handler's pod_annotations: only pod
+	// annotations they match reach the spec (as with stock CRI).
+	AnnotationGlobs []string
+	// Policy is shimless's rule for dev.gvisor.* annotations on top.
+	Policy AnnotationPolicy
 }
 
 // specResult is the spec plus the runsc flags this sandbox needs.
@@ -81,15 +82,16 @@ func buildSpec(in specInput) (*specResult, error) {
 	if cfg == nil {
 		cfg = &runtimeapi.PodSandboxConfig{}
 	}
+	if err := validatePodConfig(cfg); err != nil {
+		return nil, err
+	}
 	linux := cfg.GetLinux()
 	nsOpts := linux.GetSecurityContext().GetNamespaceOptions()
 	res := &specResult{Flags: map[string]string{}, HostNetwork: hostNetwork(cfg)}
 
-	annotations := map[string]string{}
-	for k, v := range cfg.GetAnnotations() {
-		if strings.HasPrefix(k, gvisorAnnotationPrefix) {
-			annotations[k] = v
-		}
+	annotations, err := podAnnotations(cfg.GetAnnotations(), in.AnnotationGlobs, in.Policy)
+	if err != nil {
+		return nil, err
 	}
 	maps.Copy(annotations, map[string]string{
 		AnnotationContainerType: ContainerTypeSandbox,
@@ -129,7 +131,7 @@ func buildSpec(in specInput) (*specResult, error) {
 		res.Flags["network"] = "none"
 	default:
 		if in.NetNSPath == "" {
-			return nil, fmt.Errorf("pod needs a network namespace but none was given")
+			return nil, invalid("pod needs a network namespace but none was given")
 		}
 		namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: in.NetNSPath})
 	}
@@ -140,14 +142,14 @@ func buildSpec(in specInput) (*specResult, error) {
 		case runtimeapi.NamespaceMode_NODE:
 		case runtimeapi.NamespaceMode_POD:
 			if len(u.GetUids()) == 0 || len(u.GetGids()) == 0 {
-				return nil, fmt.Errorf("user namespace mode POD needs uid and gid mappings")
+				return nil, invalid("user namespace mode POD needs uid and gid mappings")
 			}
 			// runsc cannot join a user namespace by path; it creates one
 			// from the mappings.
 			namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 			uidMaps, gidMaps = idMappings(u.GetUids()), idMappings(u.GetGids())
 		default:
-			return nil, fmt.Errorf("user namespace mode %s is not supported for pods", u.GetMode())
+			return nil, invalid("user namespace mode %s is not supported for pods", u.GetMode())
 		}
 	}
 

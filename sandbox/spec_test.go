@@ -188,15 +188,15 @@ func TestBuildSpec(t *testing.T) {
 			name: "pod annotations",
 			in: specInput{ID: testID, Namespace: testNS, NetNSPath: testNetNS, Config: &runtimeapi.PodSandboxConfig{
 				Annotations: map[string]string{
-					"dev.gvisor.foo":        "bar",
-					"other.io/x":            "y",
-					AnnotationSandboxID:     "spoofed",
-					AnnotationContainerType: "container",
+					"dev.gvisor.spec.mount.vol.share": "pod",
+					"other.io/x":                      "y",
+					AnnotationSandboxID:               "spoofed",
+					AnnotationContainerType:           "container",
 				},
-			}},
+			}, AnnotationGlobs: []string{"dev.gvisor.*", "io.kubernetes.cri.*"}},
 			check: func(t *testing.T, res *specResult) {
-				if got, ok := res.Spec.Annotations["dev.gvisor.foo"]; !ok || got != "bar" {
-					t.Errorf(`annotation dev.gvisor.foo = %q (present %v), want "bar"`, got, ok)
+				if got, ok := res.Spec.Annotations["dev.gvisor.spec.mount.vol.share"]; !ok || got != "pod" {
+					t.Errorf(`mount hint = %q (present %v), want "pod"`, got, ok)
 				}
 				if got, ok := res.Spec.Annotations["other.io/x"]; ok {
 					t.Errorf("annotation other.io/x = %q passed through", got)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"text/template"
 )
 
@@ -20,7 +22,10 @@ type Config struct {
 	RuncPath                  string
 	// ShimlessConfig is extra TOML for the shimless plugin table.
 	ShimlessConfig string
-	Bridge, Subnet string
+	// RunscPodAnnotations is a TOML array for the runsc handler's
+	// pod_annotations ("" = unset).
+	RunscPodAnnotations string
+	Bridge, Subnet      string
 }
 
 const configTemplate = `version = 3
@@ -51,6 +56,7 @@ state = "{{.State}}"
       runtime_type = "io.containerd.runsc.v1"
       sandboxer = "runsc"
       disable_pause_image_pull = true
+      {{if .RunscPodAnnotations}}pod_annotations = {{.RunscPodAnnotations}}{{end}}
     # gVisor's documented drop-in for containerd 2.x: the runsc sandboxer
     # plus the shim's options table pointing at a runsc.toml.
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc-dropin]
@@ -127,4 +133,16 @@ func WriteConfig(c Config) error {
 		}
 	}
 	return nil
+}
+
+// tomlStrings renders a TOML array of strings; "" for nil.
+func tomlStrings(v []string) string {
+	if v == nil {
+		return ""
+	}
+	q := make([]string, len(v))
+	for i, s := range v {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }

@@ -33,6 +33,9 @@ type Options struct {
 	ShimlessConfig string
 	// SkipImages leaves the test images out.
 	SkipImages bool
+	// RunscPodAnnotations is the runsc handler's pod_annotations (CRI's
+	// allowlist); nil leaves it unset, as in a default config.
+	RunscPodAnnotations []string
 }
 
 // Daemon is one running containerd.
@@ -138,7 +141,8 @@ func Start(t testing.TB, opts Options) *Daemon {
 	if err := WriteConfig(Config{
 		Dir: d.Dir, Root: d.Root, State: d.State, Address: d.Address,
 		RunscPath: runscPath, RuncPath: filepath.Join(binDir, "runc"), ShimlessConfig: opts.ShimlessConfig,
-		Bridge: d.Bridge, Subnet: d.Subnet,
+		RunscPodAnnotations: tomlStrings(opts.RunscPodAnnotations),
+		Bridge:              d.Bridge, Subnet: d.Subnet,
 	}); err != nil {
 		t.Fatal(err)
 	}
