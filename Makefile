@@ -106,9 +106,9 @@ bench: binaries images bin/runc
 # container spec check. A longer run: make fuzz FUZZTIME=30m
 FUZZTIME ?= 30s
 .PHONY: fuzz
-fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzBuildSpec -fuzztime $(FUZZTIME) ./sandbox/
-	$(GO) test -run '^$$' -fuzz FuzzCheckSpec -fuzztime $(FUZZTIME) ./runtime/
+fuzz: $(MODFILE)
+	$(GO) test $(MOD) -run '^$$' -fuzz FuzzBuildSpec -fuzztime $(FUZZTIME) ./sandbox/
+	$(GO) test $(MOD) -run '^$$' -fuzz FuzzCheckSpec -fuzztime $(FUZZTIME) ./runtime/
 
 install: binaries
 	install -d $(DESTDIR)$(PREFIX)/bin

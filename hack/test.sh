@@ -15,7 +15,7 @@ make binaries images bin/crictl bin/runc
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 rc=0
-{ make unit UNIT_FLAGS=-v && make integration; } 2>&1 | tee "$log" || rc=$?
+{ make unit UNIT_FLAGS=-v && make fuzz FUZZTIME=20s && make integration; } 2>&1 | tee "$log" || rc=$?
 passed=$(grep -cE '^\s*--- PASS' "$log" || true)
 failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
 echo "${passed} passed, ${failed} failed"
