@@ -297,7 +297,8 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 	if root {
 		createIO = sio.files
 	}
-	co := runsc.CreateOptions{Stdio: createIO, OutputPath: filepath.Join(t.dir, "runsc.err"), UserLog: true}
+	pidFile := filepath.Join(t.dir, "runsc.pid")
+	co := runsc.CreateOptions{Stdio: createIO, OutputPath: filepath.Join(t.dir, "runsc.err"), UserLog: true, PidFile: pidFile}
 	// A TTY container's pty master comes back over a console socket.
 	var consoleSocket *runc.Socket
 	if opts.IO.Terminal {
@@ -333,8 +334,12 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 			}
 		}
 	}
-	if st, err := client.State(ctx, id); err == nil {
-		t.pid = uint32(st.Pid)
+	// The sandbox process's pid, as runsc state would say (runsc
+	// create wrote it: one runsc process fewer).
+	if pid, err := runsc.ReadPidFile(pidFile); err == nil {
+		t.pid = uint32(pid)
+	} else {
+		log.G(ctx).WithError(err).WithField("container", id).Warn("no pid from runsc create")
 	}
 	if err := t.persist(); err != nil {
 		return nil, err
@@ -406,11 +411,6 @@ func (t *Task) Start(ctx context.Context) error {
 	}
 	if err := t.runsc.Start(ctx, t.id, startIO); err != nil {
 		return fmt.Errorf("container %s: %w (%s)", t.id, err, t.runsc.DebugLogHint())
-	}
-	if st, err := t.runsc.State(ctx, t.id); err == nil {
-		t.mu.Lock()
-		t.pid = uint32(st.Pid)
-		t.mu.Unlock()
 	}
 	t.mu.Lock()
 	if t.status != runtime.CreatedStatus {

@@ -236,20 +236,23 @@ func (c *Controller) Start(ctx context.Context, id string) (_ sandbox.Controller
 	}()
 
 	r := c.client(rec)
-	if err := r.Create(ctx, id, s.bundle, runsc.CreateOptions{OutputPath: filepath.Join(s.bundle, "runsc.out")}); err != nil {
+	pidFile := filepath.Join(s.bundle, "runsc.pid")
+	if err := r.Create(ctx, id, s.bundle, runsc.CreateOptions{OutputPath: filepath.Join(s.bundle, "runsc.out"), PidFile: pidFile}); err != nil {
 		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w; %s", id, err, c.debugHint(id))
 	}
+	pid, err := runsc.ReadPidFile(pidFile)
+	if err != nil {
+		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w; %s", id, err, c.debugHint(id))
+	}
+	// The record knows the pid before start: a failed start kills it.
+	rec.Pid = uint32(pid)
 	if err := r.Start(ctx, id, nil); err != nil {
 		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w; %s", id, err, c.debugHint(id))
 	}
-	st, err := r.State(ctx, id)
-	if err != nil {
-		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w", id, err)
+	if !isRunscProcess(r.Root, pid) {
+		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: its sandbox process %d is gone right after start; %s", id, pid, c.debugHint(id))
 	}
-	if st.Status != "running" || st.Pid <= 0 {
-		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: runsc reports it %q (pid %d) right after start; %s", id, st.Status, st.Pid, c.debugHint(id))
-	}
-	if err := s.transition(StateRunning, func(r *record) { r.Pid = uint32(st.Pid) }); err != nil {
+	if err := s.transition(StateRunning, func(r *record) { r.Pid = uint32(pid) }); err != nil {
 		return sandbox.ControllerInstance{}, err
 	}
 	rec = s.snapshot()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,6 +82,22 @@ type CreateOptions struct {
 	// ConsoleSocket, when not nil, receives the pty master of a TTY
 	// container.
 	ConsoleSocket runc.ConsoleSocket
+	// PidFile, when set, receives the sandbox process's pid (runsc create
+	// --pid-file): no `runsc state` is needed to learn it.
+	PidFile string
+}
+
+// ReadPidFile reads a pid file runsc wrote.
+func ReadPidFile(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("pid file %s: %q is not a pid", path, data)
+	}
+	return pid, nil
 }
 
 // Create runs `runsc create` for bundle: a sandbox's root container, or a
@@ -103,7 +120,7 @@ func (c *Client) Create(ctx context.Context, id, bundle string, opts CreateOptio
 			stdio.Out = f
 		}
 	}
-	ro := &runsccmd.CreateOpts{IO: stdio, ConsoleSocket: opts.ConsoleSocket}
+	ro := &runsccmd.CreateOpts{IO: stdio, ConsoleSocket: opts.ConsoleSocket, PidFile: opts.PidFile}
 	if opts.UserLog {
 		ro.UserLog = opts.OutputPath
 	}
