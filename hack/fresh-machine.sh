@@ -32,6 +32,8 @@ mkdir -p "$root/usr/local" "$root/src"
 cp -a "$goroot" "$root/usr/local/go"
 git clone -q "$repo" "$root/src/shimless"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The machine's network trust (a site CA a proxy presents) is the host's.
+cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 
 mounted=()
 cleanup() {

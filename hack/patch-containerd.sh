@@ -26,8 +26,18 @@ chmod -R u+w "$tree.tmp"
 
 shopt -s nullglob
 patches=(patches/containerd/*.patch)
+apply() { # $1: patch file
+	if command -v patch >/dev/null; then
+		patch -d "$tree.tmp" -p1 --forward --batch --no-backup-if-mismatch <"$1"
+	elif command -v git >/dev/null; then
+		(cd "$tree.tmp" && git apply -p1 "$OLDPWD/$1")
+	else
+		echo "neither patch nor git is installed (hack/deps.sh installs patch)"
+		return 1
+	fi
+}
 for p in "${patches[@]}"; do
-	if ! out_msg=$(patch -d "$tree.tmp" -p1 --forward --batch --no-backup-if-mismatch <"$p" 2>&1); then
+	if ! out_msg=$(apply "$p" 2>&1); then
 		echo "patch-containerd: $(basename "$p") does not apply to $mod $version:" >&2
 		echo "$out_msg" >&2
 		rm -rf "$tree.tmp"
