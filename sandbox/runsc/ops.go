@@ -23,6 +23,7 @@ import (
 	"gvisor.dev/gvisor/pkg/sentry/control"
 	"gvisor.dev/gvisor/pkg/sentry/kernel/auth"
 	"gvisor.dev/gvisor/pkg/shim/v1/runsccmd"
+	"gvisor.dev/gvisor/pkg/urpc"
 	"gvisor.dev/gvisor/runsc/specutils"
 )
 
@@ -238,7 +239,7 @@ func (c *Client) rpc(ctx context.Context, sandboxID, method string, arg, result 
 	if err != nil {
 		return fmt.Errorf("control socket of sandbox %s: %w", sandboxID, err)
 	}
-	conn, err := client.ConnectTo(fmt.Sprintf("/proc/self/fd/%d", fd))
+	conn, err := connect(ctx, fmt.Sprintf("/proc/self/fd/%d", fd))
 	unix.Close(fd)
 	if err != nil {
 		return fmt.Errorf("connect to sandbox %s: %w", sandboxID, err)
@@ -456,4 +457,30 @@ func (c *Client) Features(ctx context.Context) (*features.Features, error) {
 // has exited already ("signaling process ... PID 0: no such process").
 func IsNoSuchProcess(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "no such process")
+}
+
+// connect dials a control socket within ctx: a hung sandbox whose listen
+// backlog is full would block connect(2) for good. A connection that
+// completes after ctx ended is closed.
+func connect(ctx context.Context, path string) (*urpc.Client, error) {
+	type result struct {
+		conn *urpc.Client
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		conn, err := client.ConnectTo(path)
+		done <- result{conn, err}
+	}()
+	select {
+	case r := <-done:
+		return r.conn, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.conn != nil {
+				r.conn.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,5 +49,42 @@ func TestKillOfMissingContainerVsMissingBinary(t *testing.T) {
 		if got := isNotExist(errors.New(msg)); got != want {
 			t.Errorf("isNotExist(%q) = %v, want %v", msg, got, want)
 		}
+	}
+}
+
+// A control socket that accepts nothing (a hung sandbox with a full listen
+// backlog) does not block a connect past its context.
+func TestConnectHonoursDeadline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hung.sock")
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the backlog with connections nobody accepts.
+	for i := 0; i < 4; i++ {
+		c, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(c)
+		_ = unix.Connect(c, &unix.SockaddrUnix{Name: path})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	conn, err := connect(ctx, path)
+	if err == nil {
+		conn.Close()
+		t.Skip("the kernel accepted another connection into the backlog; nothing to bound")
+	}
+	if took := time.Since(begin); took > 2*time.Second {
+		t.Errorf("connect returned after %v, want about the 300ms deadline", took)
 	}
 }
