@@ -410,14 +410,8 @@ func (c *Controller) stopLocked(ctx context.Context, s *Sandbox, opts ...sandbox
 		case <-s.exited:
 		case <-graceful.Done():
 			l.WithField("timeout", timeout).Warn("sandbox did not exit in time; killing its process tree")
-			s.mu.Lock()
-			s.forced = true
-			s.mu.Unlock()
-			c.killTree(ctx, rec)
-			select {
-			case <-s.exited:
-			case <-time.After(10 * time.Second):
-				return fmt.Errorf("sandbox %s did not exit after its process tree was killed: %w", rec.ID, errdefs.ErrUnavailable)
+			if err := c.forceKill(ctx, s, rec); err != nil {
+				return err
 			}
 		}
 	}

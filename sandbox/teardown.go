@@ -231,6 +231,12 @@ func (c *Controller) KillSandbox(ctx context.Context, id string) error {
 		}
 		return err
 	}
+	return c.forceKill(ctx, s, rec)
+}
+
+// forceKill marks a sandbox forced (its containers read 137), kills its
+// process tree and waits, bounded, for its exit to be recorded.
+func (c *Controller) forceKill(ctx context.Context, s *Sandbox, rec record) error {
 	s.mu.Lock()
 	s.forced = true
 	s.mu.Unlock()
@@ -239,7 +245,7 @@ func (c *Controller) KillSandbox(ctx context.Context, id string) error {
 	case <-s.exited:
 		return nil
 	case <-time.After(10 * time.Second):
-		return fmt.Errorf("sandbox %s did not exit after its process tree was killed: %w", id, errdefs.ErrUnavailable)
+		return fmt.Errorf("sandbox %s did not exit after its process tree was killed: %w", rec.ID, errdefs.ErrUnavailable)
 	}
 }
 
