@@ -3,7 +3,8 @@
 # debootstrap'd Debian bookworm (minbase plus git, make, gcc, libc6-dev and
 # ca-certificates: no busybox-static, no CNI plugins, no iproute2) with this
 # host's Go toolchain copied in, a clean clone of this repository, then
-# `make demo` and `make test` in a chroot. Logs go to <dir>/demo.log and
+# `make demo` and `make test` with that tree as the root of a private mount
+# namespace. Logs go to <dir>/demo.log and
 # <dir>/test.log.
 #
 #   hack/fresh-machine.sh [dir]        (default /tmp/shimless-fresh)
@@ -54,9 +55,21 @@ mkdir -p "$root/run"
 mount -t tmpfs tmpfs "$root/run"
 mounted+=("$root/run")
 
+# The fresh tree becomes the root of a private mount namespace by
+# pivot_root, not chroot: runsc makes user namespaces for its sandboxes,
+# and the kernel refuses those to a chrooted process.
 run() {
-	chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-		GOFLAGS=-buildvcs=false TERM=dumb /bin/bash -c "cd /src/shimless && $1"
+	unshare --mount --propagation private --fork /bin/bash -c '
+		set -e
+		mount --rbind "$0" "$0"
+		cd "$0"
+		mkdir -p .oldroot
+		pivot_root . .oldroot
+		cd /
+		umount -l /.oldroot
+		exec /usr/bin/env -i HOME=/root PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+			GOFLAGS=-buildvcs=false TERM=dumb /bin/bash -c "cd /src/shimless && $1"
+	' "$root" "$1"
 }
 rc=0
 echo "fresh-machine: make demo (log: $dir/demo.log)"
