@@ -136,8 +136,9 @@ func WriteConfig(c Config) error {
 // dst with only what a test daemon needs changed: its root, state and
 // socket under c.Dir, the harness's CNI network (c.Dir/net.d, Debian's
 // plugins in /usr/lib/cni), network namespaces under the state dir, a
-// stream server on a free port, debug logging, and, unless the config pins
-// one, the offline test pause image as the sandbox image. Handlers and the
+// stream server on a free port, debug logging, restrict_oom_score_adj (a
+// host limit) and, unless the config pins one, the offline test pause image
+// as the sandbox image. Handlers and the
 // shimless plugin table are kept as written.
 func AdaptConfig(src, dst string, c Config) error {
 	b, err := os.ReadFile(src)
@@ -154,6 +155,9 @@ func AdaptConfig(src, dst string, c Config) error {
 	plugins := table(cfg, "plugins")
 	criRuntime := table(plugins, "io.containerd.cri.v1.runtime")
 	criRuntime["netns_mounts_under_state_dir"] = true
+	// root lacks CAP_SYS_RESOURCE on the test hosts: lowering a pause
+	// container's oom_score_adj fails (the generated config sets it too).
+	criRuntime["restrict_oom_score_adj"] = true
 	cni := table(criRuntime, "cni")
 	cni["bin_dirs"] = []string{"/usr/lib/cni"}
 	cni["conf_dir"] = filepath.Join(c.Dir, "net.d")
