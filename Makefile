@@ -6,6 +6,8 @@
 #   make demo         build, start containerd on private dirs, run a pod, print its output
 #   make test         unit tests + integration tests (root; installs what they need)
 #   make install      install binaries under $(DESTDIR)$(PREFIX)/bin
+#   make release      build the release bundle (hack/release.sh):
+#                     _output/shimless-$(VERSION)-linux-$(GOARCH).tar.gz + .sha256sum
 #   make modfile      apply patches/containerd to a copy of the pinned containerd
 #                     and write _output/go.mod (every Go command here uses it)
 #   make clean
@@ -37,7 +39,7 @@ GO_BUILD := CGO_ENABLED=0 $(GO) build $(MOD) -trimpath -tags '$(GO_TAGS)'
 
 BINARIES := bin/containerd bin/ctr bin/containerd-shim-runc-v2 bin/runsc bin/shimless-pause
 
-.PHONY: all binaries images demo test unit integration bench install clean check-gvisor-pin modfile FORCE
+.PHONY: all binaries images demo test unit integration bench install release clean check-gvisor-pin modfile FORCE
 all: binaries
 binaries: $(BINARIES)
 
@@ -113,6 +115,11 @@ fuzz: $(MODFILE)
 install: binaries
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BINARIES) $(DESTDIR)$(PREFIX)/bin/
+
+# Laid out like containerd's release bundles; docs/install.md says how to
+# install it.
+release: binaries
+	./hack/release.sh '$(VERSION)' "$$($(GO) env GOARCH)"
 
 clean:
 	rm -rf bin _output

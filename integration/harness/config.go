@@ -2,11 +2,14 @@ package harness
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"text/template"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 // RunscHandlers are the three ways operators configure a gVisor handler:
@@ -145,4 +148,57 @@ func tomlStrings(v []string) string {
 		q[i] = strconv.Quote(s)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// AdaptConfig reads an operator's containerd config (src) and writes it to
+// dst with only what a test daemon needs changed: its root, state and
+// socket under c.Dir, the harness's CNI network (c.Dir/net.d, Debian's
+// plugins in /usr/lib/cni), network namespaces under the state dir, a
+// stream server on a free port, debug logging, restrict_oom_score_adj (a
+// host limit) and, unless the config pins one, the offline test pause image
+// as the sandbox image. Handlers and the
+// shimless plugin table are kept as written.
+func AdaptConfig(src, dst string, c Config) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	cfg := map[string]any{}
+	if err := toml.Unmarshal(b, &cfg); err != nil {
+		return fmt.Errorf("%s: %w", src, err)
+	}
+	cfg["root"], cfg["state"] = c.Root, c.State
+	table(cfg, "grpc")["address"] = c.Address
+	table(cfg, "debug")["level"] = "debug"
+	plugins := table(cfg, "plugins")
+	criRuntime := table(plugins, "io.containerd.cri.v1.runtime")
+	criRuntime["netns_mounts_under_state_dir"] = true
+	// root lacks CAP_SYS_RESOURCE on the test hosts: lowering a pause
+	// container's oom_score_adj fails (the generated config sets it too).
+	criRuntime["restrict_oom_score_adj"] = true
+	cni := table(criRuntime, "cni")
+	cni["bin_dirs"] = []string{"/usr/lib/cni"}
+	cni["conf_dir"] = filepath.Join(c.Dir, "net.d")
+	cni["max_conf_num"] = 1
+	cri := table(plugins, "io.containerd.grpc.v1.cri")
+	cri["stream_server_address"], cri["stream_server_port"] = "127.0.0.1", "0"
+	pinned := table(table(plugins, "io.containerd.cri.v1.images"), "pinned_images")
+	if _, ok := pinned["sandbox"]; !ok {
+		pinned["sandbox"] = "shimless.test/pause:latest"
+	}
+	out, err := toml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, out, 0o644)
+}
+
+// table returns m[key] as a TOML table, creating it when absent.
+func table(m map[string]any, key string) map[string]any {
+	if t, ok := m[key].(map[string]any); ok {
+		return t
+	}
+	t := map[string]any{}
+	m[key] = t
+	return t
 }

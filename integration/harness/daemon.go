@@ -36,6 +36,13 @@ type Options struct {
 	// RunscPodAnnotations is the runsc handler's pod_annotations (CRI's
 	// allowlist); nil leaves it unset, as in a default config.
 	RunscPodAnnotations []string
+	// BinDir runs containerd and ctr from this directory instead of the
+	// repository's bin/ (e.g. an unpacked release bundle).
+	BinDir string
+	// ConfigFile is an operator's config.toml to run instead of the
+	// generated one, changed only where a test daemon must be private
+	// (see AdaptConfig).
+	ConfigFile string
 }
 
 // Daemon is one running containerd.
@@ -99,7 +106,12 @@ func Start(t testing.TB, opts Options) *Daemon {
 	RequireRoot(t)
 	repo := RepoRoot(t)
 	binDir := filepath.Join(repo, "bin")
-	for _, b := range []string{"containerd", "ctr", "containerd-shim-runc-v2", "runsc", "runc", "shimless-pause"} {
+	need := []string{"containerd", "ctr", "containerd-shim-runc-v2", "runsc", "runc", "shimless-pause"}
+	if opts.BinDir != "" {
+		binDir = opts.BinDir
+		need = []string{"containerd", "ctr", "runsc", "shimless-pause"}
+	}
+	for _, b := range need {
 		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
 			t.Fatalf("%s: %v (run `make` first)", filepath.Join(binDir, b), err)
 		}
@@ -145,6 +157,13 @@ func Start(t testing.TB, opts Options) *Daemon {
 		Bridge:              d.Bridge, Subnet: d.Subnet,
 	}); err != nil {
 		t.Fatal(err)
+	}
+	if opts.ConfigFile != "" {
+		if err := AdaptConfig(opts.ConfigFile, d.Config, Config{
+			Dir: d.Dir, Root: d.Root, State: d.State, Address: d.Address,
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.MkdirAll(d.LogDir, 0o755); err != nil {
 		t.Fatal(err)
