@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/shim/v1/runsccmd"
+
+	"github.com/shimless/shimless/telemetry"
 )
 
 // VersionTimeout bounds `runsc --version`, the usability probe.
@@ -92,7 +94,9 @@ func (c *Client) cmd() *runsccmd.Runsc {
 
 // Version runs `runsc --version` and returns its first line. It is the
 // probe that decides whether runsc is usable at all.
-func (c *Client) Version(ctx context.Context) (string, error) {
+func (c *Client) Version(ctx context.Context) (_ string, retErr error) {
+	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "version", "")
+	defer func() { done(retErr) }()
 	ctx, cancel := context.WithTimeout(ctx, VersionTimeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, c.Path, "--version").CombinedOutput()

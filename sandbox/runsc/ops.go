@@ -25,6 +25,8 @@ import (
 	"gvisor.dev/gvisor/pkg/shim/v1/runsccmd"
 	"gvisor.dev/gvisor/pkg/urpc"
 	"gvisor.dev/gvisor/runsc/specutils"
+
+	"github.com/shimless/shimless/telemetry"
 )
 
 // Deadlines of runsc invocations. Create/start boot a sandbox; everything
@@ -104,7 +106,9 @@ func ReadPidFile(path string) (int, error) {
 // Create runs `runsc create` for bundle: a sandbox's root container, or a
 // container that joins its sandbox (the spec carries the CRI sandbox
 // annotations). Its error carries runsc's error output.
-func (c *Client) Create(ctx context.Context, id, bundle string, opts CreateOptions) error {
+func (c *Client) Create(ctx context.Context, id, bundle string, opts CreateOptions) (retErr error) {
+	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "create", id)
+	defer func() { done(retErr) }()
 	ctx, cancel := context.WithTimeout(ctx, CreateTimeout)
 	defer cancel()
 	stdio := opts.Stdio
@@ -134,7 +138,9 @@ func (c *Client) Create(ctx context.Context, id, bundle string, opts CreateOptio
 
 // Start runs `runsc start`. A sub-container takes its stdio from this
 // call (a root container from create); stdio may be nil.
-func (c *Client) Start(ctx context.Context, id string, stdio runc.IO) error {
+func (c *Client) Start(ctx context.Context, id string, stdio runc.IO) (retErr error) {
+	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "start", id)
+	defer func() { done(retErr) }()
 	ctx, cancel := context.WithTimeout(ctx, CreateTimeout)
 	defer cancel()
 	if err := c.cmd().Start(ctx, id, stdio); err != nil {
@@ -144,7 +150,9 @@ func (c *Client) Start(ctx context.Context, id string, stdio runc.IO) error {
 }
 
 // State returns runsc's state of id, or ErrNotExist.
-func (c *Client) State(ctx context.Context, id string) (*Container, error) {
+func (c *Client) State(ctx context.Context, id string) (_ *Container, retErr error) {
+	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "state", id)
+	defer func() { done(retErr) }()
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	st, err := c.cmd().State(ctx, id)
@@ -158,7 +166,9 @@ func (c *Client) State(ctx context.Context, id string) (*Container, error) {
 }
 
 // List returns every container under the runsc root.
-func (c *Client) List(ctx context.Context) ([]*Container, error) {
+func (c *Client) List(ctx context.Context) (_ []*Container, retErr error) {
+	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "list", "")
+	defer func() { done(retErr) }()
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	l, err := c.cmd().List(ctx)
@@ -169,7 +179,9 @@ func (c *Client) List(ctx context.Context) ([]*Container, error) {
 }
 
 // Kill sends sig to the container's init (or, with all, to every process).
-func (c *Client) Kill(ctx context.Context, id string, sig unix.Signal, all bool) error {
+func (c *Client) Kill(ctx context.Context, id string, sig unix.Signal, all bool) (retErr error) {
+	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "kill", id)
+	defer func() { done(retErr) }()
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	if err := c.cmd().Kill(ctx, id, int(sig), &runsccmd.KillOpts{All: all}); err != nil {
@@ -183,7 +195,9 @@ func (c *Client) Kill(ctx context.Context, id string, sig unix.Signal, all bool)
 
 // Delete runs `runsc delete --force`; a container runsc does not know is
 // not an error.
-func (c *Client) Delete(ctx context.Context, id string) error {
+func (c *Client) Delete(ctx context.Context, id string) (retErr error) {
+	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "delete", id)
+	defer func() { done(retErr) }()
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	if err := c.cmd().Delete(ctx, id, &runsccmd.DeleteOpts{Force: true}); err != nil && !isNotExist(err) {
@@ -231,7 +245,9 @@ func (c *Client) call(ctx context.Context, sandboxID, method string, arg any) (u
 }
 
 // rpc makes one control RPC to a sandbox. Cancelling ctx ends it.
-func (c *Client) rpc(ctx context.Context, sandboxID, method string, arg, result any) error {
+func (c *Client) rpc(ctx context.Context, sandboxID, method string, arg, result any) (retErr error) {
+	ctx, observed := telemetry.RunscCall(ctx, telemetry.KindRPC, method, sandboxID)
+	defer func() { observed(retErr) }()
 	path := c.ControlSocket(sandboxID)
 	// Socket paths longer than sun_path are reached through /proc, as
 	// runsc itself does.
@@ -377,7 +393,9 @@ func (c *Client) ExecWithFiles(ctx context.Context, sandboxID, cid string, proc 
 
 // KillPid signals one process (by its pid inside the sandbox) of a
 // container.
-func (c *Client) KillPid(ctx context.Context, id string, pid int, sig unix.Signal) error {
+func (c *Client) KillPid(ctx context.Context, id string, pid int, sig unix.Signal) (retErr error) {
+	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "kill", id)
+	defer func() { done(retErr) }()
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	if err := c.cmd().Kill(ctx, id, int(sig), &runsccmd.KillOpts{Pid: pid}); err != nil {
@@ -387,20 +405,26 @@ func (c *Client) KillPid(ctx context.Context, id string, pid int, sig unix.Signa
 }
 
 // Pause and Resume freeze and thaw a container.
-func (c *Client) Pause(ctx context.Context, id string) error {
+func (c *Client) Pause(ctx context.Context, id string) (retErr error) {
+	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "pause", id)
+	defer func() { done(retErr) }()
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	return c.cmd().Pause(ctx, id)
 }
 
-func (c *Client) Resume(ctx context.Context, id string) error {
+func (c *Client) Resume(ctx context.Context, id string) (retErr error) {
+	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "resume", id)
+	defer func() { done(retErr) }()
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	return c.cmd().Resume(ctx, id)
 }
 
 // Ps lists a container's pids inside the sandbox.
-func (c *Client) Ps(ctx context.Context, id string) ([]int, error) {
+func (c *Client) Ps(ctx context.Context, id string) (_ []int, retErr error) {
+	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "ps", id)
+	defer func() { done(retErr) }()
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	return c.cmd().Ps(ctx, id)
@@ -408,14 +432,18 @@ func (c *Client) Ps(ctx context.Context, id string) ([]int, error) {
 
 // Stats returns runsc's per-container stats (CPU and memory as the
 // sandbox's kernel accounts them).
-func (c *Client) Stats(ctx context.Context, id string) (*runc.Stats, error) {
+func (c *Client) Stats(ctx context.Context, id string) (_ *runc.Stats, retErr error) {
+	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "events", id)
+	defer func() { done(retErr) }()
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	return c.cmd().Stats(ctx, id)
 }
 
 // Update applies new resources to a container.
-func (c *Client) Update(ctx context.Context, id string, res *specs.LinuxResources) error {
+func (c *Client) Update(ctx context.Context, id string, res *specs.LinuxResources) (retErr error) {
+	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "update", id)
+	defer func() { done(retErr) }()
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	return c.cmd().Update(ctx, id, res)
@@ -439,7 +467,9 @@ func (c *Client) WaitPID(ctx context.Context, sandboxID, cid string, pid int) (u
 
 // Features returns `runsc features`: the runtime-spec features document
 // runsc itself advertises.
-func (c *Client) Features(ctx context.Context) (*features.Features, error) {
+func (c *Client) Features(ctx context.Context) (_ *features.Features, retErr error) {
+	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "features", "")
+	defer func() { done(retErr) }()
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, c.Path, "features").Output()
