@@ -24,13 +24,16 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/shimless/shimless/sandbox/runsc"
+	"github.com/shimless/shimless/telemetry"
 )
 
 var _ sandbox.Controller = (*Controller)(nil)
 
 // Create prepares a sandbox: its spec, bundle, CRI files and record. No
 // runsc process runs until Start.
-func (c *Controller) Create(ctx context.Context, info sandbox.Sandbox, opts ...sandbox.CreateOpt) error {
+func (c *Controller) Create(ctx context.Context, info sandbox.Sandbox, opts ...sandbox.CreateOpt) (retErr error) {
+	ctx, done := telemetry.SandboxOp(ctx, telemetry.OpCreate, info.ID)
+	defer func() { done(retErr) }()
 	if err := validatePodID(info.ID); err != nil {
 		return err
 	}
@@ -208,6 +211,8 @@ func (c *Controller) ReleaseRoot() {
 // Start boots the runsc sandbox. On failure everything is cleaned up here:
 // CRI does not call Shutdown after a failed Start.
 func (c *Controller) Start(ctx context.Context, id string) (_ sandbox.ControllerInstance, retErr error) {
+	ctx, done := telemetry.SandboxOp(ctx, telemetry.OpStart, id)
+	defer func() { done(retErr) }()
 	s, err := c.get(id)
 	if err != nil {
 		return sandbox.ControllerInstance{}, err
@@ -376,7 +381,9 @@ func (c *Controller) Platform(ctx context.Context, id string) (imagespec.Platfor
 
 // Stop kills the sandbox and returns once it has exited. A sandbox that
 // does not exit within the stop timeout has its whole process tree killed.
-func (c *Controller) Stop(ctx context.Context, id string, opts ...sandbox.StopOpt) error {
+func (c *Controller) Stop(ctx context.Context, id string, opts ...sandbox.StopOpt) (retErr error) {
+	ctx, done := telemetry.SandboxOp(ctx, telemetry.OpStop, id)
+	defer func() { done(retErr) }()
 	s, err := c.get(id)
 	if err != nil {
 		return err
@@ -410,6 +417,7 @@ func (c *Controller) stopLocked(ctx context.Context, s *Sandbox, opts ...sandbox
 		case <-s.exited:
 		case <-graceful.Done():
 			l.WithField("timeout", timeout).Warn("sandbox did not exit in time; killing its process tree")
+			telemetry.ForcedTeardown(telemetry.ForcedStopTimeout)
 			if err := c.forceKill(ctx, s, rec); err != nil {
 				return err
 			}
@@ -534,7 +542,9 @@ func (c *Controller) containerCount(_ context.Context, rec record) string {
 
 // Shutdown stops the sandbox if needed and removes everything of it.
 // Unknown sandboxes are NotFound (CRI tolerates that).
-func (c *Controller) Shutdown(ctx context.Context, id string) error {
+func (c *Controller) Shutdown(ctx context.Context, id string) (retErr error) {
+	ctx, done := telemetry.SandboxOp(ctx, telemetry.OpShutdown, id)
+	defer func() { done(retErr) }()
 	s, err := c.get(id)
 	if err != nil {
 		return err

@@ -12,6 +12,8 @@ import (
 	"github.com/containerd/errdefs"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/shimless/shimless/telemetry"
 )
 
 // State is a sandbox's lifecycle state. Legal transitions:
@@ -92,6 +94,9 @@ func newSandbox(rec record, recordPath, bundle string) *Sandbox {
 	if rec.State == StateStopped || rec.State == StateDeleted {
 		close(s.exited)
 	}
+	if rec.State == StateRunning {
+		telemetry.SandboxRunning() // recovered
+	}
 	return s
 }
 
@@ -147,6 +152,11 @@ func (s *Sandbox) transition(next State, update func(*record)) error {
 		// disk). Recovery rolls the record forward from the dead pid.
 	}
 	s.rec = rec
+	if next == StateRunning {
+		telemetry.SandboxRunning()
+	} else if cur == StateRunning {
+		telemetry.SandboxNotRunning()
+	}
 	// exited closes on the first move out of created/running: a sandbox
 	// shut down without ever running has "exited" for its waiters too.
 	if next == StateStopped || (next == StateDeleted && cur == StateCreated) {

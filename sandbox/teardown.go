@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shimless/shimless/sandbox/runsc"
+	"github.com/shimless/shimless/telemetry"
 )
 
 // processTree returns the host pids of a sandbox: its sandbox process and
@@ -231,6 +232,7 @@ func (c *Controller) KillSandbox(ctx context.Context, id string) error {
 		}
 		return err
 	}
+	telemetry.ForcedTeardown(telemetry.ForcedKillSandbox)
 	return c.forceKill(ctx, s, rec)
 }
 
