@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shimless/shimless/sandbox/runsc"
+	"github.com/shimless/shimless/telemetry"
 )
 
 // Exec is an extra process in a container (`runsc exec`), with its own
@@ -86,8 +87,10 @@ func (e *Exec) State(context.Context) (runtime.State, error) {
 }
 
 // Start runs the process with runsc exec and watches for its exit.
-func (e *Exec) Start(ctx context.Context) error {
+func (e *Exec) Start(ctx context.Context) (retErr error) {
 	t := e.task
+	ctx, done := telemetry.TaskOp(ctx, "exec_start", t.ns, t.id, e.id)
+	defer func() { done(retErr) }()
 	e.mu.Lock()
 	st := e.status
 	e.mu.Unlock()

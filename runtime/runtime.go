@@ -18,6 +18,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go/features"
 
 	"github.com/shimless/shimless/sandbox"
+	"github.com/shimless/shimless/telemetry"
 )
 
 // Runtime is the in-process runsc task runtime: containers and execs
@@ -93,11 +94,13 @@ func (r *Runtime) Tasks(ctx context.Context, all bool) ([]runtime.Task, error) {
 }
 
 // Create creates a container task in its runsc sandbox.
-func (r *Runtime) Create(ctx context.Context, id string, opts runtime.CreateOpts) (runtime.Task, error) {
+func (r *Runtime) Create(ctx context.Context, id string, opts runtime.CreateOpts) (_ runtime.Task, retErr error) {
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
 		return nil, err
 	}
+	ctx, done := telemetry.TaskOp(ctx, "create", ns, id, "")
+	defer func() { done(retErr) }()
 	// The id names the task's directory and runsc's container: check it
 	// before anything is built from it.
 	if err := sandbox.ValidateID(id); err != nil {
@@ -130,11 +133,13 @@ func (r *Runtime) Create(ctx context.Context, id string, opts runtime.CreateOpts
 }
 
 // Delete deletes a stopped (or never started) task and everything of it.
-func (r *Runtime) Delete(ctx context.Context, id string) (*runtime.Exit, error) {
+func (r *Runtime) Delete(ctx context.Context, id string) (_ *runtime.Exit, retErr error) {
 	t, err := r.get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
+	ctx, done := telemetry.TaskOp(ctx, "delete", t.ns, id, "")
+	defer func() { done(retErr) }()
 	exit, err := t.delete(ctx)
 	if err != nil {
 		return nil, err

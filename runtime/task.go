@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shimless/shimless/sandbox/runsc"
+	"github.com/shimless/shimless/telemetry"
 )
 
 // exitUnknown is reported for a process whose exit nobody saw (its
@@ -394,7 +395,9 @@ func (t *Task) State(context.Context) (runtime.State, error) {
 }
 
 // Start starts the container's init process and watches for its exit.
-func (t *Task) Start(ctx context.Context) error {
+func (t *Task) Start(ctx context.Context) (retErr error) {
+	ctx, done := telemetry.TaskOp(ctx, "start", t.ns, t.id, "")
+	defer func() { done(retErr) }()
 	t.mu.Lock()
 	if t.status != runtime.CreatedStatus {
 		st := t.status
@@ -566,7 +569,9 @@ const killBound = 5 * time.Second
 // exit watch. A SIGKILL that the sandbox does not answer within killBound
 // escalates: the sandbox's whole process tree is killed (the sentry holds
 // every container) and the container reads as exited 137.
-func (t *Task) Kill(ctx context.Context, signal uint32, all bool) error {
+func (t *Task) Kill(ctx context.Context, signal uint32, all bool) (retErr error) {
+	ctx, done := telemetry.TaskOp(ctx, "kill", t.ns, t.id, "")
+	defer func() { done(retErr) }()
 	t.mu.Lock()
 	st := t.status
 	t.mu.Unlock()
@@ -629,6 +634,7 @@ func (t *Task) escalate(ctx context.Context, cause error) error {
 	root.mu.Lock()
 	pid := root.pid
 	root.mu.Unlock()
+	telemetry.ForcedTeardown(telemetry.ForcedTaskEscalate)
 	sandbox.KillSandboxTree(ctx, root.runsc, t.sandboxID, pid)
 	root.markExited(ctx, 128+9)
 	return nil
