@@ -1,7 +1,7 @@
 # shimless: containerd with gVisor built in.
 #
 #   make              build bin/containerd, bin/ctr, bin/containerd-shim-runc-v2,
-#                     bin/runsc, bin/shimless-pause
+#                     bin/runsc, bin/shimless-pause, bin/shimless-traces
 #   make images       build the offline test images into _output/images.tar
 #   make demo         build, start containerd on private dirs, run a pod, print its output
 #   make test         unit tests + integration tests (root; installs what they need)
@@ -37,7 +37,7 @@ CTRD_LDFLAGS := -X github.com/containerd/containerd/v2/version.Version=$(VERSION
 GO_TAGS := urfave_cli_no_docs no_btrfs no_devmapper no_zfs
 GO_BUILD := CGO_ENABLED=0 $(GO) build $(MOD) -trimpath -tags '$(GO_TAGS)'
 
-BINARIES := bin/containerd bin/ctr bin/containerd-shim-runc-v2 bin/runsc bin/shimless-pause
+BINARIES := bin/containerd bin/ctr bin/containerd-shim-runc-v2 bin/runsc bin/shimless-pause bin/shimless-traces
 
 .PHONY: all binaries images demo test unit integration bench install release clean check-gvisor-pin modfile FORCE
 all: binaries
@@ -56,6 +56,10 @@ bin/containerd-shim-runc-v2: $(MODFILE) FORCE
 	$(GO_BUILD) -ldflags '$(CTRD_LDFLAGS)' -o $@ github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 bin/shimless-pause: $(MODFILE) FORCE
 	$(GO_BUILD) -ldflags '-s -w' -o $@ ./cmd/shimless-pause
+# An OTLP/HTTP receiver that prints containerd's spans as trees
+# (docs/observability.md).
+bin/shimless-traces: $(MODFILE) FORCE
+	$(GO_BUILD) -o $@ ./cmd/shimless-traces
 
 # runsc has its own build module (see build/runsc/go.mod); rebuilt only when
 # its pin changes. CGO_ENABLED=0 is required: runsc re-execs /proc/self/exe
@@ -69,6 +73,11 @@ bin/runsc: build/runsc/go.mod build/runsc/go.sum | check-gvisor-pin
 # (cgo for runc's nsenter; no seccomp support compiled in).
 bin/runc: build/runc/go.mod build/runc/go.sum
 	CGO_ENABLED=1 $(GO) build -C build/runc -trimpath -o $(CURDIR)/$@ github.com/opencontainers/runc
+
+# nerdctl, from build/nerdctl (its own module and go.sum; a stand-in for
+# nerdctl's unpublished test framework module, see build/nerdctl/tigron).
+bin/nerdctl: build/nerdctl/go.mod build/nerdctl/go.sum
+	CGO_ENABLED=0 $(GO) build -C build/nerdctl -trimpath -o $(CURDIR)/$@ github.com/containerd/nerdctl/v2/cmd/nerdctl
 
 # crictl from cri-tools, built from build/tools (its own module and go.sum).
 bin/crictl: build/tools/go.mod build/tools/go.sum
@@ -93,7 +102,7 @@ unit: $(MODFILE)
 	$(GO) vet $(MOD) ./...
 	$(GO) test $(MOD) $(UNIT_FLAGS) ./...
 
-integration: binaries images bin/crictl bin/runc
+integration: binaries images bin/crictl bin/runc bin/nerdctl
 	$(GO) test $(MOD) -tags integration -count=1 -timeout 60m -v ./integration/
 
 test:

@@ -10,7 +10,7 @@ if [[ $(id -u) != 0 ]]; then
 	exit 1
 fi
 ./hack/deps.sh
-make binaries images bin/crictl bin/runc
+make binaries images bin/crictl bin/runc bin/nerdctl
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
