@@ -28,7 +28,10 @@ type Config struct {
 	// RunscPodAnnotations is a TOML array for the runsc handler's
 	// pod_annotations ("" = unset).
 	RunscPodAnnotations string
-	Bridge, Subnet      string
+	// ExtraConfig is extra top-level TOML (e.g. a [metrics] table),
+	// appended after everything else.
+	ExtraConfig    string
+	Bridge, Subnet string
 }
 
 const configTemplate = `version = 3
@@ -88,6 +91,7 @@ state = "{{.State}}"
 [plugins.'io.containerd.shimless.v1.runsc']
   runsc_path = "{{.RunscPath}}"
 {{.ShimlessConfig}}
+{{.ExtraConfig}}
 `
 
 // The pods' network: a bridge with host-local addresses, no masquerade and

@@ -43,6 +43,12 @@ type Options struct {
 	// generated one, changed only where a test daemon must be private
 	// (see AdaptConfig).
 	ConfigFile string
+	// ExtraConfig is extra top-level TOML for the generated config.toml
+	// (not with ConfigFile), e.g.
+	// "[metrics]\n  address = \"127.0.0.1:1338\"".
+	ExtraConfig string
+	// Env is extra environment of the containerd process (e.g. OTEL_*).
+	Env []string
 }
 
 // Daemon is one running containerd.
@@ -154,6 +160,7 @@ func Start(t testing.TB, opts Options) *Daemon {
 		Dir: d.Dir, Root: d.Root, State: d.State, Address: d.Address,
 		RunscPath: runscPath, RuncPath: filepath.Join(binDir, "runc"), ShimlessConfig: opts.ShimlessConfig,
 		RunscPodAnnotations: tomlStrings(opts.RunscPodAnnotations),
+		ExtraConfig:         opts.ExtraConfig,
 		Bridge:              d.Bridge, Subnet: d.Subnet,
 	}); err != nil {
 		t.Fatal(err)
@@ -185,6 +192,7 @@ func (d *Daemon) start() {
 	cmd := exec.Command(filepath.Join(d.BinDir, "containerd"), "--config", d.Config)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "PATH="+d.BinDir+":"+os.Getenv("PATH"))
+	cmd.Env = append(cmd.Env, d.opts.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		d.t.Fatal(err)
