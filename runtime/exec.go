@@ -98,7 +98,7 @@ func (e *Exec) Start(ctx context.Context) (retErr error) {
 		// Its container exited (which ends its execs) or it was deleted.
 		return fmt.Errorf("exec %s in %s is not created (status %d): %w", e.id, t.id, st, errdefs.ErrFailedPrecondition)
 	}
-	sio, release, err := openIO(ctx, e.io)
+	sio, release, err := openIO(ctx, e.id, e.io)
 	if err != nil {
 		return fmt.Errorf("exec %s in %s: %w", e.id, t.id, err)
 	}
@@ -250,6 +250,7 @@ func (e *Exec) Delete(ctx context.Context) (*runtime.Exit, error) {
 		e.closeExited()
 	}
 	e.stdio.closeConsole()
+	e.stdio.stopLogger()
 	t := e.task
 	t.mu.Lock()
 	delete(t.execs, e.id)

@@ -47,9 +47,19 @@ type stdio struct {
 	pty         *os.File
 	consoleDone chan struct{}
 	lastOutput  atomic.Int64
+	// logger is the process's logging binary (a binary:// stdout).
+	logger *binaryLogger
+}
+
+// stopLogger ends the process's logging binary, if it has one.
+func (s *stdio) stopLogger() {
+	if s != nil {
+		s.logger.stop()
+	}
 }
 
 func openOutput(path string) (*os.File, error) {
+	path = fileURIPath(path)
 	if path == "" {
 		return os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	}
@@ -62,7 +72,7 @@ func openOutput(path string) (*os.File, error) {
 
 // openIO opens a process's IO. release must be called once runsc has
 // taken its dups (after create/exec): it closes containerd's copies.
-func openIO(ctx context.Context, pio runtime.IO) (_ *stdio, release func(), retErr error) {
+func openIO(ctx context.Context, id string, pio runtime.IO) (_ *stdio, release func(), retErr error) {
 	s := &stdio{}
 	if pio.Terminal {
 		// The pty is attached once runsc (or the exec) has made it.
@@ -76,13 +86,29 @@ func openIO(ctx context.Context, pio runtime.IO) (_ *stdio, release func(), retE
 			}
 		}
 	}()
-	out, err := openOutput(pio.Stdout)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open stdout %s: %w", pio.Stdout, err)
+	var out, errf *os.File
+	if uri, ok := loggerURI(pio.Stdout); ok {
+		lg, err := startLogger(ctx, id, uri)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer func() {
+			if retErr != nil {
+				lg.stop()
+			}
+		}()
+		s.logger, out, errf = lg, lg.out, lg.err
+		toClose = append(toClose, out, errf)
+	} else {
+		f, err := openOutput(pio.Stdout)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open stdout %s: %w", pio.Stdout, err)
+		}
+		toClose = append(toClose, f)
+		out, errf = f, f
 	}
-	toClose = append(toClose, out)
-	errf := out
-	if pio.Stderr != pio.Stdout {
+	if s.logger == nil && pio.Stderr != pio.Stdout {
+		var err error
 		if errf, err = openOutput(pio.Stderr); err != nil {
 			return nil, nil, fmt.Errorf("open stderr %s: %w", pio.Stderr, err)
 		}

@@ -281,7 +281,7 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 			return nil, fmt.Errorf("container %s: %w", id, err)
 		}
 	}
-	sio, release, err := openIO(ctx, opts.IO)
+	sio, release, err := openIO(ctx, id, opts.IO)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
@@ -781,6 +781,7 @@ func (t *Task) delete(ctx context.Context) (_ *runtime.Exit, retErr error) {
 	t.mu.Unlock()
 	t.stdio.closeStdin()
 	t.stdio.closeConsole()
+	t.stdio.stopLogger()
 	t.unparkTTY(ctx)
 	if err := mount.UnmountAll(filepath.Join(t.dir, "rootfs"), unix.MNT_DETACH); err != nil {
 		return nil, fmt.Errorf("container %s: unmount rootfs: %w", t.id, err)
