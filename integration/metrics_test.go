@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -34,20 +35,8 @@ func freeLoopbackAddr(t *testing.T) string {
 // (`name{l1="v1",l2="v2"}`).
 func scrape(t *testing.T, d *harness.Daemon, addr string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/v1/metrics")
-	if err != nil {
-		log := d.Log()
-		if i := strings.Index(log, "panic"); i >= 0 {
-			log = log[i:]
-		}
-		t.Fatalf("scrape: %v\n%s", err, log[max(0, len(log)-8000):])
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("scrape: HTTP %d", resp.StatusCode)
-	}
 	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(strings.NewReader(scrapeRaw(t, d, addr)))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
@@ -67,6 +56,26 @@ func scrape(t *testing.T, d *harness.Daemon, addr string) map[string]float64 {
 	return out
 }
 
+// scrapeRaw returns the metrics endpoint's whole answer. A failed scrape
+// shows containerd's panic, if it died of one.
+func scrapeRaw(t *testing.T, d *harness.Daemon, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/v1/metrics")
+	if err != nil {
+		log := d.Log()
+		if i := strings.Index(log, "panic"); i >= 0 {
+			log = log[i:]
+		}
+		t.Fatalf("scrape: %v\n%s", err, log[max(0, len(log)-8000):])
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: HTTP %d: %v", resp.StatusCode, err)
+	}
+	return string(body)
+}
+
 // TestObservabilityMetrics: one pod with a container and an exec, stopped
 // and removed, shows up on containerd's metrics endpoint as one create,
 // one start, one shutdown, one exec, runsc calls by verb, and no running
@@ -83,6 +92,12 @@ func TestObservabilityMetrics(t *testing.T) {
 	resp, err := d.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"echo", "hi"}, Timeout: 30})
 	if err != nil || resp.ExitCode != 0 {
 		t.Fatalf("ExecSync: %v %+v", err, resp)
+	}
+	// containerd's per-task cgroup metrics cover runsc tasks too (a task
+	// metric without every entry they read crashed containerd here).
+	body := scrapeRaw(t, d, addr)
+	if !strings.Contains(body, `container_memory_usage_usage_bytes{container_id="`+id+`"`) {
+		t.Errorf("no container_memory_usage_usage_bytes for runsc container %s", id)
 	}
 	m := scrape(t, d, addr)
 	if got := m["containerd_shimless_sandboxes_running"]; got != 1 {
