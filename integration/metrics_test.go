@@ -154,3 +154,32 @@ func TestObservabilityMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestObservabilityMetricsRestart: sandboxes recovered by a restarted
+// containerd count as running, and leave the gauge at 0 when removed.
+func TestObservabilityMetricsRestart(t *testing.T) {
+	addr := freeLoopbackAddr(t)
+	d := harness.Start(t, harness.Options{ExtraConfig: fmt.Sprintf("[metrics]\n  address = %q\n", addr)})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pod := d.PodConfig("metrics-restart")
+	podID := d.RunPod(pod, "runsc")
+	d.Kill9()
+	d.Restart()
+	if got := scrape(t, d, addr)["containerd_shimless_sandboxes_running"]; got != 1 {
+		t.Errorf("sandboxes_running after restart = %v, want 1 (recovered)", got)
+	}
+	if _, err := d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatalf("StopPodSandbox: %v", err)
+	}
+	if _, err := d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatalf("RemovePodSandbox: %v", err)
+	}
+	m := scrape(t, d, addr)
+	if got := m["containerd_shimless_sandboxes_running"]; got != 0 {
+		t.Errorf("sandboxes_running after removal = %v, want 0", got)
+	}
+	if got := m[`containerd_shimless_sandbox_operation_seconds_count{operation="shutdown"}`]; got != 1 {
+		t.Errorf("shutdowns after restart = %v, want 1", got)
+	}
+}
