@@ -54,7 +54,9 @@ func (c *Controller) RunPrivate(ctx context.Context, id, netnsPath string, hostN
 	if err := validatePrivateID(id); err != nil {
 		return err
 	}
-	cfg := &runtimeapi.PodSandboxConfig{Hostname: id, Linux: &runtimeapi.LinuxPodSandboxConfig{}}
+	// The sandbox id ("shimless-" and a 64-hex id from nerdctl or docker)
+	// can be longer than a hostname may be: keep its first maxHostname.
+	cfg := &runtimeapi.PodSandboxConfig{Hostname: id[:min(len(id), maxHostname)], Linux: &runtimeapi.LinuxPodSandboxConfig{}}
 	if hostNetwork {
 		cfg.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{
 			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
