@@ -137,7 +137,6 @@ func TestObservabilityMetrics(t *testing.T) {
 		`containerd_shimless_runsc_call_seconds_count{kind="cli",verb="start"}`:                 2,
 		`containerd_shimless_runsc_call_seconds_count{kind="cli",verb="kill"}`:                  1,
 		`containerd_shimless_runsc_call_seconds_count{kind="cli",verb="delete"}`:                1,
-		`containerd_shimless_runsc_call_seconds_count{kind="cli",verb="state"}`:                 1,
 		`containerd_shimless_runsc_call_seconds_count{kind="rpc",verb="containerManager.Wait"}`: 1,
 	}
 	for k, want := range atLeast {

@@ -58,7 +58,7 @@ func TestObservabilityTraces(t *testing.T) {
 		return names
 	}
 	want := map[string][]string{
-		"shimless.sandbox.start":    {"runsc.create", "runsc.start", "runsc.state"},
+		"shimless.sandbox.start":    {"runsc.create", "runsc.start"},
 		"shimless.sandbox.stop":     {"runsc.kill", "runsc.delete"},
 		"shimless.task.create":      {"runsc.create"},
 		"shimless.task.start":       {"runsc.start"},
