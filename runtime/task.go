@@ -311,7 +311,9 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 	}
 	err = client.Create(ctx, id, t.dir, co)
 	if root || err != nil || opts.IO.Terminal {
-		release()
+		// At return: a TTY's console copier opens its own writer first
+		// (no moment without a writer, when CRI's reader would see EOF).
+		defer release()
 	} else {
 		t.releaseIO = release
 	}
