@@ -275,3 +275,39 @@ func TestTwoPodsOneCgroupParent(t *testing.T) {
 		noLeaks(t, d)
 	})
 }
+
+// TestSeccompProfileEnforcedInSandbox: a container with a seccomp profile
+// (RuntimeDefault, as kubelet asks for it) runs under it inside the
+// sandbox (runsc --oci-seccomp, on by default); one without runs without.
+func TestSeccompProfileEnforcedInSandbox(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	forEachHandler(t, func(t *testing.T, handler string) {
+		pod := d.PodConfig("seccomp-" + handler)
+		podID := d.RunPod(pod, handler)
+		for _, tc := range []struct {
+			name    string
+			profile *runtimeapi.SecurityProfile
+			want    string
+		}{
+			{"default", &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}, "Seccomp:\t2"},
+			{"unconfined", nil, "Seccomp:\t0"},
+		} {
+			c := harness.ContainerConfig("seccomp-"+tc.name, "grep", "Seccomp:", "/proc/self/status")
+			c.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{Seccomp: tc.profile}
+			id := d.StartContainer(podID, pod, c)
+			d.WaitExited(id, 30*time.Second)
+			d.Eventually(10*time.Second, func() error {
+				lines, err := d.ContainerLog(pod, c)
+				if err != nil {
+					return err
+				}
+				if len(lines) != 1 || lines[0] != "stdout "+tc.want {
+					return fmt.Errorf("%s: log %q, want %q", tc.name, lines, tc.want)
+				}
+				return nil
+			})
+		}
+		stopAndRemove(t, d, podID)
+		noLeaks(t, d)
+	})
+}

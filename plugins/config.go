@@ -128,3 +128,22 @@ func (c *Config) StopTimeoutDuration() (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// defaultRunscFlags are runsc flags shimless sets unless runsc_config says
+// otherwise. oci-seccomp: a container's OCI seccomp profile (RuntimeDefault
+// or Localhost, as CRI puts it in the spec) is enforced inside the sandbox,
+// on top of gVisor's own host filter; a container without one is
+// unaffected. Set "oci-seccomp" = "false" to turn it off.
+var defaultRunscFlags = map[string]string{"oci-seccomp": "true"}
+
+// RunscFlags are the global runsc flags: the defaults, then runsc_config.
+func (c *Config) RunscFlags() map[string]string {
+	flags := make(map[string]string, len(defaultRunscFlags)+len(c.RunscConfig))
+	for k, v := range defaultRunscFlags {
+		flags[k] = v
+	}
+	for k, v := range c.RunscConfig {
+		flags[k] = v
+	}
+	return flags
+}

@@ -58,3 +58,13 @@ func TestSecureDefaults(t *testing.T) {
 		t.Fatalf("defaults allow pod annotations: bundles %v, flag overrides %v", c.AllowedBundles, c.AllowPodFlagOverrides)
 	}
 }
+
+func TestRunscFlagsDefaults(t *testing.T) {
+	if got := (&Config{}).RunscFlags()["oci-seccomp"]; got != "true" {
+		t.Errorf("oci-seccomp = %q by default, want true", got)
+	}
+	c := &Config{RunscConfig: map[string]string{"oci-seccomp": "false", "platform": "systrap"}}
+	if got := c.RunscFlags(); got["oci-seccomp"] != "false" || got["platform"] != "systrap" {
+		t.Errorf("runsc_config does not win over the defaults: %v", got)
+	}
+}

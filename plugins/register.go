@@ -99,7 +99,7 @@ func initCore(ic *plugin.InitContext) (any, error) {
 		Runsc: &runsc.Client{
 			Path:        path,
 			Root:        runscRoot,
-			Flags:       cfg.RunscConfig,
+			Flags:       cfg.RunscFlags(),
 			DebugLogDir: cfg.DebugLogDir,
 		},
 		PausePath: pause,
