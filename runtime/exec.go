@@ -121,10 +121,7 @@ func (e *Exec) Start(ctx context.Context) (retErr error) {
 		e.spec.Terminal = true
 	}
 	pid, err := t.runsc.Exec(ctx, t.sandboxID, t.id, e.spec, files)
-	// Our copies of the FIFOs close only once the console copier holds its
-	// own writer: with no writer in between, CRI's reader would see EOF
-	// and a TTY exec's output would be lost.
-	defer release()
+	release()
 	if err != nil {
 		sio.closeStdin()
 		if master != nil {

@@ -311,9 +311,7 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 	}
 	err = client.Create(ctx, id, t.dir, co)
 	if root || err != nil || opts.IO.Terminal {
-		// At return: a TTY's console copier opens its own writer first
-		// (no moment without a writer, when CRI's reader would see EOF).
-		defer release()
+		release()
 	} else {
 		t.releaseIO = release
 	}
