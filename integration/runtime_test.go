@@ -347,23 +347,43 @@ func TestRunscPauseResumeUpdate(t *testing.T) {
 // too, as it would when a runc pod's pause process is OOM-killed.
 func TestRunscOOMKilled(t *testing.T) {
 	d := harness.Start(t, harness.Options{})
-	parent := d.CgroupParent("oom")
-	pod := d.PodConfig("runsc-oom")
-	pod.Linux.CgroupParent = parent
-	pod.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 96 << 20}
-	podID := d.RunPod(pod, "runsc")
-	c := harness.ContainerConfig("hog", "sh", "-c", "echo start; x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived")
-	id := d.StartContainer(podID, pod, c)
-	st := d.WaitExited(id, 90*time.Second)
-	d.Eventually(10*time.Second, func() error {
-		st = containerState(t, d, id)
-		if st.Reason != "OOMKilled" || st.ExitCode != 137 {
-			return fmt.Errorf("exit %d reason %q, want 137 OOMKilled", st.ExitCode, st.Reason)
-		}
-		return nil
+	forEachHandler(t, func(t *testing.T, handler string) {
+		parent := d.CgroupParent("oom-" + handler)
+		// The pod cgroup's limit, as kubelet sets it (CRI's podsandbox
+		// controller, which runs shim-style pods, does not).
+		limitPodCgroup(t, parent, 96<<20)
+		pod := d.PodConfig("runsc-oom-" + handler)
+		pod.Linux.CgroupParent = parent
+		pod.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 96 << 20}
+		podID := d.RunPod(pod, handler)
+		c := harness.ContainerConfig("hog", "sh", "-c", "echo start; x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived")
+		id := d.StartContainer(podID, pod, c)
+		st := d.WaitExited(id, 90*time.Second)
+		d.Eventually(10*time.Second, func() error {
+			st = containerState(t, d, id)
+			if st.Reason != "OOMKilled" || st.ExitCode != 137 {
+				return fmt.Errorf("exit %d reason %q, want 137 OOMKilled", st.ExitCode, st.Reason)
+			}
+			return nil
+		})
+		stopAndRemove(t, d, podID)
+		noLeaks(t, d)
 	})
-	stopAndRemove(t, d, podID)
-	noLeaks(t, d)
+}
+
+// limitPodCgroup makes a cgroupfs pod cgroup with a memory limit.
+func limitPodCgroup(t *testing.T, parent string, limit int64) {
+	t.Helper()
+	dir, file := filepath.Join("/sys/fs/cgroup/memory", parent), "memory.limit_in_bytes"
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		dir, file = filepath.Join("/sys/fs/cgroup", parent), "memory.max"
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(strconv.FormatInt(limit, 10)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestRunscTTYContainer: a TTY container runs on a terminal and its output

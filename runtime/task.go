@@ -66,8 +66,10 @@ type Task struct {
 	deleting  bool      // a Delete is under way
 	cancel    context.CancelFunc
 	// forced: the task's sandbox was killed by force (a gVisor-shim style
-	// pod's, which this runtime runs itself).
-	forced bool
+	// pod's, which this runtime runs itself); oomKilled: by the OOM killer.
+	forced, oomKilled bool
+	// oomConfirm asks the OOM counter of a root task's sandbox cgroup.
+	oomConfirm func() bool
 }
 
 var _ runtime.Task = (*Task)(nil)
@@ -441,6 +443,22 @@ func (t *Task) startMonitor() {
 	t.mu.Lock()
 	t.cancel = cancel
 	t.mu.Unlock()
+	if t.root && !t.private {
+		// A sandbox this runtime runs itself (a gVisor-shim style pod's):
+		// the host OOM killer can only kill the whole sandbox process, in
+		// the root container's cgroup.
+		confirm := sandbox.WatchOOM(ctx, t.sandboxID, t.cgroups, func() {
+			for _, m := range t.rt.sandboxTasks(t.ns, t.sandboxID) {
+				m.mu.Lock()
+				m.oomKilled = true
+				m.mu.Unlock()
+			}
+			t.rt.sandboxOOM(t.sandboxID)
+		})
+		t.mu.Lock()
+		t.oomConfirm = confirm
+		t.mu.Unlock()
+	}
 	go func() {
 		l := log.G(ctx).WithFields(log.Fields{"container": t.id, "sandbox": t.sandboxID})
 		for {
@@ -474,9 +492,20 @@ func (t *Task) lostExitStatus() uint32 {
 		return 128 + 9
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.forced {
+	killed := t.forced || t.oomKilled
+	t.mu.Unlock()
+	if killed {
 		return 128 + 9
+	}
+	// The sandbox's exit can be seen before its OOM event: ask the
+	// counter of a sandbox this runtime runs itself.
+	if root := t.rt.rootTask(t.ns, t.sandboxID); root != nil {
+		root.mu.Lock()
+		confirm := root.oomConfirm
+		root.mu.Unlock()
+		if confirm != nil && confirm() {
+			return 128 + 9
+		}
 	}
 	return exitUnknown
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/containerd/cgroups/v3/cgroup2"
+	"github.com/containerd/log"
 )
 
 // OOMHook is told when the kernel OOM-killed something in a sandbox's
@@ -35,39 +36,50 @@ func (c *Controller) OOMKilled(sandboxID string) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.oomKilled && s.oomFile != "" {
-		// The exit can be seen before the OOM event is: ask the counter.
-		if n, ok := readOOMKills(s.oomFile); ok && n > s.oomBase {
-			s.oomKilled = true
-		}
+	// The exit can be seen before the OOM event is: ask the counter.
+	if !s.oomKilled && s.oomConfirm != nil && s.oomConfirm() {
+		s.oomKilled = true
 	}
 	return s.oomKilled
 }
 
 // watchOOM follows the OOM events of the sandbox cgroup until ctx ends.
 func (c *Controller) watchOOM(ctx context.Context, s *Sandbox, rec record) {
-	if rec.SandboxCgroup == "" {
-		return
+	confirm := WatchOOM(ctx, rec.ID, rec.SandboxCgroup, func() { c.onOOM(ctx, s, rec.ID) })
+	s.mu.Lock()
+	s.oomConfirm = confirm
+	s.mu.Unlock()
+}
+
+// WatchOOM follows the OOM kills in a cgroup (cgroupfs path or systemd
+// slice:prefix:name) until ctx ends, calling onOOM for each. The returned
+// confirm reports whether the cgroup's oom_kill counter rose since the
+// watch began (nil when there is nothing to watch). The task runtime uses
+// it for the sandboxes it runs itself (gVisor-shim style pods).
+func WatchOOM(ctx context.Context, id, cgroupsPath string, onOOM func()) (confirm func() bool) {
+	if cgroupsPath == "" {
+		return nil
 	}
-	l := c.logger(ctx, rec.ID)
-	rel := cgroupRelPath(rec.SandboxCgroup)
+	l := log.G(ctx).WithField("sandbox", id)
+	rel := cgroupRelPath(cgroupsPath)
 	oomFile := filepath.Join("/sys/fs/cgroup/memory", rel, "memory.oom_control")
 	if cgroups.Mode() == cgroups.Unified {
 		oomFile = filepath.Join("/sys/fs/cgroup", rel, "memory.events")
 	}
 	base, _ := readOOMKills(oomFile)
-	s.mu.Lock()
-	s.oomFile, s.oomBase = oomFile, base
-	s.mu.Unlock()
+	confirm = func() bool {
+		n, ok := readOOMKills(oomFile)
+		return ok && n > base
+	}
 	if cgroups.Mode() == cgroups.Unified {
 		m, err := cgroup2.Load(rel)
 		if err != nil {
 			l.WithError(err).Warn("cannot watch OOM events")
-			return
+			return confirm
 		}
 		evCh, errCh := m.EventChan()
 		go func() {
-			var last uint64
+			last := base
 			for {
 				select {
 				case <-ctx.Done():
@@ -75,7 +87,7 @@ func (c *Controller) watchOOM(ctx context.Context, s *Sandbox, rec record) {
 				case ev := <-evCh:
 					if ev.OOMKill > last {
 						last = ev.OOMKill
-						c.onOOM(ctx, s, rec.ID)
+						onOOM()
 					}
 				case err := <-errCh:
 					if err != nil {
@@ -85,29 +97,29 @@ func (c *Controller) watchOOM(ctx context.Context, s *Sandbox, rec record) {
 				}
 			}
 		}()
-		return
+		return confirm
 	}
 	cg, err := cgroup1.Load(cgroup1.StaticPath(rel))
 	if err != nil {
 		l.WithError(err).Warn("cannot watch OOM events")
-		return
+		return confirm
 	}
 	fd, err := cg.OOMEventFD()
 	if err != nil {
 		l.WithError(err).Warn("cannot watch OOM events")
-		return
+		return confirm
 	}
-	f := os.NewFile(fd, fmt.Sprintf("oom-eventfd-%s", rec.ID))
-	// The eventfd also fires when the cgroup is removed (every pod stop):
-	// only a rise of memory.oom_control's oom_kill counter is an OOM kill.
-	// It fires when the cgroup goes under OOM, just before the kill is
-	// counted: give the counter a moment.
-	last := base
+	f := os.NewFile(fd, fmt.Sprintf("oom-eventfd-%s", id))
 	go func() {
 		<-ctx.Done()
 		f.Close()
 	}()
+	// The eventfd also fires when the cgroup is removed (every pod stop):
+	// only a rise of memory.oom_control's oom_kill counter is an OOM kill.
+	// It fires when the cgroup goes under OOM, just before the kill is
+	// counted: give the counter a moment.
 	go func() {
+		last := base
 		buf := make([]byte, 8)
 		for {
 			if _, err := f.Read(buf); err != nil {
@@ -123,12 +135,13 @@ func (c *Controller) watchOOM(ctx context.Context, s *Sandbox, rec record) {
 				}
 				if n > last {
 					last = n
-					c.onOOM(ctx, s, rec.ID)
+					onOOM()
 					break
 				}
 			}
 		}
 	}()
+	return confirm
 }
 
 func (c *Controller) onOOM(ctx context.Context, s *Sandbox, id string) {

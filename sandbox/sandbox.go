@@ -76,12 +76,9 @@ type Sandbox struct {
 	rec       record
 	forced    bool // Stop had to kill the process tree
 	oomKilled bool // the kernel OOM-killed in the sandbox cgroup
-	// oomFile holds the sandbox cgroup's oom_kill counter (v1
-	// memory.oom_control, v2 memory.events); oomBase is its value when
-	// the watch began.
-	oomFile string
-	oomBase uint64
-	exited  chan struct{} // closed once the sandbox has exited
+	// oomConfirm asks the sandbox cgroup's oom_kill counter (see WatchOOM).
+	oomConfirm func() bool
+	exited     chan struct{} // closed once the sandbox has exited
 	// stopMonitor ends the exit monitor (on Shutdown or controller close).
 	stopMonitor context.CancelFunc
 
