@@ -118,3 +118,15 @@ clean:
 	rm -rf bin _output
 
 FORCE:
+
+# Conformance (root, offline): critest v1.34.0 against bin/containerd for
+# the runc, runsc and runsc-shim-style handlers; compares the failures with
+# conformance/critest-expected-failures.txt. Not part of `make test`.
+#   make conformance HANDLERS=runsc FOCUS='Networking'
+.PHONY: conformance
+conformance: binaries images bin/crictl bin/runc bin/critest
+	HANDLERS="$(HANDLERS)" FOCUS="$(FOCUS)" SKIP="$(SKIP)" ./hack/conformance.sh
+
+# critest is a Go test binary (cmd/critest has only a _test.go file).
+bin/critest: build/tools/go.mod build/tools/go.sum
+	CGO_ENABLED=0 $(GO) test -C build/tools -c -trimpath -o $(CURDIR)/$@ sigs.k8s.io/cri-tools/cmd/critest
