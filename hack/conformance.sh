@@ -35,10 +35,24 @@ not_run_re=$(IFS='|'; echo "${NOT_RUN[*]}" | sed 's/[][().*+?^$]/\\&/g')
 skip_re="\\[Benchmark\\]|$not_run_re${SKIP:+|$SKIP}"
 
 dir=$(mktemp -d /tmp/shimless-conf.XXXX)
+# mktemp makes it 0700: the mapped root of a user-namespaced runc pod
+# could not reach its rootfs below it.
+chmod 0755 "$dir"
 mkdir -p "$OUT"
 pids=()
+sock=
+# Remove what a crashed or interrupted critest left behind, before
+# containerd stops.
+remove_pods() {
+	[[ -n $sock && -S $sock ]] || return 0
+	for p in $(bin/crictl -r "unix://$sock" pods -q 2>/dev/null); do
+		bin/crictl -r "unix://$sock" stopp "$p" >/dev/null 2>&1
+		bin/crictl -r "unix://$sock" rmp -f "$p" >/dev/null 2>&1
+	done
+}
 cleanup() {
 	set +e
+	remove_pods
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	ip link del "$BRIDGE" 2>/dev/null
 	grep -o " $dir[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
@@ -49,8 +63,9 @@ trap cleanup EXIT
 GOMOD=(-modfile="$PWD/_output/go.mod")
 go build "${GOMOD[@]}" -o "$dir/bin/conformance-registry" ./integration/cmd/conformance-registry
 CGO_ENABLED=0 go build "${GOMOD[@]}" -o "$dir/bin/nnp" ./integration/cmd/nnp
+CGO_ENABLED=0 go build "${GOMOD[@]}" -o "$dir/bin/webserver" ./integration/cmd/webserver
 
-"$dir/bin/conformance-registry" -nnp "$dir/bin/nnp" -addr-file "$dir/registry.addr" >"$OUT/registry.log" 2>&1 &
+"$dir/bin/conformance-registry" -nnp "$dir/bin/nnp" -webserver "$dir/bin/webserver" -addr-file "$dir/registry.addr" >"$OUT/registry.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [[ -s $dir/registry.addr ]] && break; sleep 0.1; done
 reg=$(cat "$dir/registry.addr")
@@ -98,6 +113,7 @@ JSON
 		--ginkgo.skip "$skip_re" ${FOCUS:+--ginkgo.focus "$FOCUS"} \
 		--ginkgo.json-report "$OUT/critest-$h.json" >"$OUT/critest-$h.log" 2>&1 || rc=$?
 	t1=$(date +%s)
+	remove_pods || true
 	kill "$ctrd" 2>/dev/null && wait "$ctrd" 2>/dev/null || true
 	ip link del "$BRIDGE" 2>/dev/null || true
 

@@ -7,8 +7,9 @@
 //
 // The images are stand-ins, documented in docs/conformance.md:
 //   - busybox:1.29-2, the cri-tools test-image-* images: busybox.
-//   - nginx:1.14-2 / httpd:2.4.39-4: busybox httpd on port 80.
-//   - hostnet-nginx-<arch>: busybox httpd on port 12003.
+//   - nginx:1.14-2 / httpd:2.4.39-4: busybox plus a static Go web server
+//     (integration/cmd/webserver) as /usr/sbin/nginx on port 80.
+//   - hostnet-nginx-<arch>: the same on port 12003.
 //   - test-image-user-*, test-image-predefined-group: busybox with the
 //     USER and /etc/passwd, /etc/group entries of the originals.
 //   - nonewprivs:1.3: a setuid-root static binary (integration/cmd/nnp)
@@ -47,12 +48,13 @@ const (
 func main() {
 	busybox := flag.String("busybox", "/bin/busybox", "static busybox binary (Debian: busybox-static)")
 	nnp := flag.String("nnp", "", "static binary printing its effective uid (integration/cmd/nnp)")
+	webPath := flag.String("webserver", "", "static web server binary (integration/cmd/webserver)")
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (loopback)")
 	addrFile := flag.String("addr-file", "", "write the listen address here once serving")
 	list := flag.Bool("list", false, "print the image names and exit")
 	flag.Parse()
 
-	images, err := buildImages(*busybox, *nnp)
+	images, err := buildImages(*busybox, *nnp, *webPath)
 	if err != nil {
 		log.Fatalf("conformance-registry: %v", err)
 	}
@@ -79,7 +81,7 @@ func main() {
 	log.Fatal(http.Serve(ln, reg))
 }
 
-func buildImages(busyboxPath, nnpPath string) ([]testimage.Image, error) {
+func buildImages(busyboxPath, nnpPath, webPath string) ([]testimage.Image, error) {
 	bb, err := testimage.ReadFile(busyboxPath)
 	if err != nil {
 		return nil, fmt.Errorf("%w (install Debian's busybox-static)", err)
@@ -91,6 +93,12 @@ func buildImages(busyboxPath, nnpPath string) ([]testimage.Image, error) {
 	var applets []string
 	for s := bufio.NewScanner(bytes.NewReader(out)); s.Scan(); {
 		applets = append(applets, s.Text())
+	}
+	var web []byte
+	if webPath != "" {
+		if web, err = testimage.ReadFile(webPath); err != nil {
+			return nil, err
+		}
 	}
 	// Like the busybox:1.37 base of cri-tools' images: www-data is 33.
 	passwd := "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n"
@@ -109,6 +117,16 @@ func buildImages(busyboxPath, nnpPath string) ([]testimage.Image, error) {
 		// Debian's busybox-static has no pgrep applet; critest's execSync
 		// timeout spec runs "pgrep sleep".
 		img.Files = append(img.Files, testimage.File{Path: "/bin/pgrep", Mode: 0o755, Data: []byte(pgrep)})
+		// nor ipcs; critest's HostIpc specs run "ipcs -m" and look for a
+		// segment id: list /proc/sysvipc/shm instead.
+		img.Files = append(img.Files, testimage.File{Path: "/bin/ipcs", Mode: 0o755, Data: []byte("#!/bin/sh\ncat /proc/sysvipc/shm\n")})
+		// Applets are symlinks to /bin/busybox: masking /bin/ls (critest's
+		// MaskedPaths spec) would mask busybox itself. Make ls a script.
+		for i, f := range img.Files {
+			if f.Path == "/bin/ls" {
+				img.Files[i] = testimage.File{Path: "/bin/ls", Mode: 0o755, Data: []byte("#!/bin/busybox sh\nexec /bin/busybox ls \"$@\"\n")}
+			}
+		}
 		img.Files = append(img.Files, extra...)
 		return img
 	}
@@ -116,10 +134,13 @@ func buildImages(busyboxPath, nnpPath string) ([]testimage.Image, error) {
 		img.Config.User = user
 		return img
 	}
-	web := func(name string, port int) testimage.Image {
-		img := base(name, testimage.File{Path: "/www/index.html", Mode: 0o644, Data: []byte("<html><body>shimless conformance web server</body></html>\n")})
-		// "httpd" on stdout: the multi-container log spec looks for it.
-		img.Config.Cmd = []string{"sh", "-c", fmt.Sprintf("echo httpd listening on %d; exec httpd -f -v -p %d -h /www", port, port)}
+	webImage := func(name string, port int) testimage.Image {
+		img := base(name, testimage.File{Path: "/usr/share/nginx/html/index.html", Mode: 0o644, Data: []byte("<html><body>shimless conformance web server</body></html>\n")})
+		if webPath != "" {
+			img.Files = append(img.Files, testimage.File{Path: "/usr/sbin/nginx", Mode: 0o755, Data: web})
+		}
+		img.Config.Env = append(img.Config.Env, fmt.Sprintf("WEB_PORT=%d", port))
+		img.Config.Cmd = []string{"/usr/sbin/nginx", "-g", "daemon off; master process"}
 		return img
 	}
 	marker := func(name, file string) testimage.Image {
@@ -128,9 +149,9 @@ func buildImages(busyboxPath, nnpPath string) ([]testimage.Image, error) {
 
 	images := []testimage.Image{
 		base(e2e + "busybox:1.29-2"),
-		web(e2e+"nginx:1.14-2", 80),
-		web(e2e+"httpd:2.4.39-4", 80),
-		web(tools+"hostnet-nginx-"+runtime.GOARCH+":latest", 12003),
+		webImage(e2e+"nginx:1.14-2", 80),
+		webImage(e2e+"httpd:2.4.39-4", 80),
+		webImage(tools+"hostnet-nginx-"+runtime.GOARCH+":latest", 12003),
 		withUser(base(tools+"test-image-user-uid:latest"), "1002"),
 		withUser(base(tools+"test-image-user-username:latest"), "www-data"),
 		withUser(base(tools+"test-image-user-uid-group:latest"), "1003:1004"),
