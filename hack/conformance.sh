@@ -97,6 +97,11 @@ JSON
 			"$host" "$reg" >"$d/certs.d/$host/hosts.toml"
 	done
 	printf "\n[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = \"%s/certs.d\"\n" "$d" >>"$d/config.toml"
+	# An exec whose output never reaches EOF would hang ExecSync, and with
+	# it the whole suite (critest calls ExecSync without a deadline): make
+	# CRI give up draining after 60 s so such a spec fails instead.
+	sed -i "s|^  restrict_oom_score_adj = true|&\n  drain_exec_sync_io_timeout = \"60s\"|" "$d/config.toml"
+	grep -q drain_exec_sync_io_timeout "$d/config.toml"
 
 	sock=$d/c.sock
 	PATH=$PWD/bin:$PATH bin/containerd --config "$d/config.toml" >"$OUT/containerd-$h.log" 2>&1 &

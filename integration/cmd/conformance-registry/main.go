@@ -118,8 +118,9 @@ func buildImages(busyboxPath, nnpPath, webPath string) ([]testimage.Image, error
 		// timeout spec runs "pgrep sleep".
 		img.Files = append(img.Files, testimage.File{Path: "/bin/pgrep", Mode: 0o755, Data: []byte(pgrep)})
 		// nor ipcs; critest's HostIpc specs run "ipcs -m" and look for a
-		// segment id: list /proc/sysvipc/shm instead.
-		img.Files = append(img.Files, testimage.File{Path: "/bin/ipcs", Mode: 0o755, Data: []byte("#!/bin/sh\ncat /proc/sysvipc/shm\n")})
+		// segment id: list /proc/sysvipc/shm instead (gVisor has no
+		// /proc/sysvipc: no segments listed, as ipcs would show).
+		img.Files = append(img.Files, testimage.File{Path: "/bin/ipcs", Mode: 0o755, Data: []byte("#!/bin/sh\ncat /proc/sysvipc/shm 2>/dev/null || true\n")})
 		// Applets are symlinks to /bin/busybox: masking /bin/ls (critest's
 		// MaskedPaths spec) would mask busybox itself. Make ls a script.
 		for i, f := range img.Files {
