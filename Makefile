@@ -6,6 +6,7 @@
 #   make demo         build, start containerd on private dirs, run a pod, print its output
 #   make test         unit tests + integration tests (root; installs what they need)
 #   make install      install binaries under $(DESTDIR)$(PREFIX)/bin
+#   make conformance  critest v1.34.0 per handler, offline (root; docs/conformance.md)
 #   make modfile      apply patches/containerd to a copy of the pinned containerd
 #                     and write _output/go.mod (every Go command here uses it)
 #   make clean
