@@ -60,6 +60,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# portmap rules of pods whose teardown never ran (containerd killed
+# mid-suite) survive in the nat table and shadow new host-port DNATs
+# ("no route to host" on 127.0.0.1:12000): drop the ones of our network.
+iptables -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null | grep -F 'dnat name:' | grep -F "$BRIDGE" | while read -r rule; do
+	chain=${rule##* -j }
+	eval "iptables -t nat ${rule/-A /-D }" && iptables -t nat -F "$chain" && iptables -t nat -X "$chain" &&
+		echo "removed stale portmap rules of $BRIDGE ($chain)"
+done || true
+
 GOMOD=(-modfile="$PWD/_output/go.mod")
 go build "${GOMOD[@]}" -o "$dir/bin/conformance-registry" ./integration/cmd/conformance-registry
 CGO_ENABLED=0 go build "${GOMOD[@]}" -o "$dir/bin/nnp" ./integration/cmd/nnp
