@@ -125,7 +125,9 @@ FORCE:
 # conformance/critest-expected-failures.txt. Not part of `make test`.
 #   make conformance HANDLERS=runsc FOCUS='Networking'
 .PHONY: conformance
-conformance: binaries images bin/crictl bin/runc bin/critest
+conformance:
+	./hack/deps.sh
+	$(MAKE) binaries images bin/crictl bin/runc bin/critest
 	HANDLERS="$(HANDLERS)" FOCUS="$(FOCUS)" SKIP="$(SKIP)" ./hack/conformance.sh
 
 # critest is a Go test binary (cmd/critest has only a _test.go file).
