@@ -5,7 +5,7 @@
 set -euo pipefail
 
 need=()
-for pkg in containernetworking-plugins busybox-static iproute2 iptables patch; do
+for pkg in containernetworking-plugins busybox-static iproute2 iptables patch jq; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then

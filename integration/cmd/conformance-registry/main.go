@@ -1,0 +1,318 @@
+// Command conformance-registry serves, on loopback and over plain HTTP, the
+// images that critest (cri-tools v1.34.0) pulls, built offline from
+// Debian's busybox-static with integration/testimage. It implements the
+// read-only part of the OCI distribution API (GET/HEAD of manifests and
+// blobs), which is all containerd needs to pull. containerd reaches it
+// through a hosts.toml mirror for registry.k8s.io and gcr.io.
+//
+// The images are stand-ins, documented in docs/conformance.md:
+//   - busybox:1.29-2, the cri-tools test-image-* images: busybox.
+//   - nginx:1.14-2 / httpd:2.4.39-4: busybox plus a static Go web server
+//     (integration/cmd/webserver) as /usr/sbin/nginx on port 80.
+//   - hostnet-nginx-<arch>: the same on port 12003.
+//   - test-image-user-*, test-image-predefined-group: busybox with the
+//     USER and /etc/passwd, /etc/group entries of the originals.
+//   - nonewprivs:1.3: a setuid-root static binary (integration/cmd/nnp)
+//     that prints "Effective uid: N".
+//
+// Not servable offline: test-image-digest@sha256:9700f9a2..., whose
+// manifest digest is fixed by the upstream bytes.
+package main
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/shimless/shimless/integration/testimage"
+)
+
+const (
+	e2e   = "registry.k8s.io/e2e-test-images/"
+	tools = "gcr.io/k8s-staging-cri-tools/"
+)
+
+func main() {
+	busybox := flag.String("busybox", "/bin/busybox", "static busybox binary (Debian: busybox-static)")
+	nnp := flag.String("nnp", "", "static binary printing its effective uid (integration/cmd/nnp)")
+	webPath := flag.String("webserver", "", "static web server binary (integration/cmd/webserver)")
+	addr := flag.String("addr", "127.0.0.1:0", "listen address (loopback)")
+	addrFile := flag.String("addr-file", "", "write the listen address here once serving")
+	list := flag.Bool("list", false, "print the image names and exit")
+	flag.Parse()
+
+	images, err := buildImages(*busybox, *nnp, *webPath)
+	if err != nil {
+		log.Fatalf("conformance-registry: %v", err)
+	}
+	if *list {
+		for _, img := range images {
+			fmt.Println(img.Name)
+		}
+		return
+	}
+	reg, err := load(images)
+	if err != nil {
+		log.Fatalf("conformance-registry: %v", err)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatalf("conformance-registry: %v", err)
+	}
+	if *addrFile != "" {
+		if err := os.WriteFile(*addrFile, []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
+			log.Fatalf("conformance-registry: %v", err)
+		}
+	}
+	log.Printf("serving %d images on %s", len(reg.tags), ln.Addr())
+	log.Fatal(http.Serve(ln, reg))
+}
+
+func buildImages(busyboxPath, nnpPath, webPath string) ([]testimage.Image, error) {
+	bb, err := testimage.ReadFile(busyboxPath)
+	if err != nil {
+		return nil, fmt.Errorf("%w (install Debian's busybox-static)", err)
+	}
+	out, err := exec.Command(busyboxPath, "--list").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s --list: %w", busyboxPath, err)
+	}
+	var applets []string
+	for s := bufio.NewScanner(bytes.NewReader(out)); s.Scan(); {
+		applets = append(applets, s.Text())
+	}
+	var web []byte
+	if webPath != "" {
+		if web, err = testimage.ReadFile(webPath); err != nil {
+			return nil, err
+		}
+	}
+	// Like the busybox:1.37 base of cri-tools' images: www-data is 33.
+	passwd := "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n"
+	group := "root:x:0:\nwww-data:x:33:\nnobody:x:65534:\n"
+	base := func(name string, extra ...testimage.File) testimage.Image {
+		img := testimage.BusyboxImage(bb, applets)
+		img.Name = name
+		for i, f := range img.Files {
+			switch f.Path {
+			case "/etc/passwd":
+				img.Files[i].Data = []byte(passwd)
+			case "/etc/group":
+				img.Files[i].Data = []byte(group)
+			}
+		}
+		// Debian's busybox-static has no pgrep applet; critest's execSync
+		// timeout spec runs "pgrep sleep".
+		img.Files = append(img.Files, testimage.File{Path: "/bin/pgrep", Mode: 0o755, Data: []byte(pgrep)})
+		// nor ipcs; critest's HostIpc specs run "ipcs -m" and look for a
+		// segment id: list /proc/sysvipc/shm instead (gVisor has no
+		// /proc/sysvipc: no segments listed, as ipcs would show).
+		img.Files = append(img.Files, testimage.File{Path: "/bin/ipcs", Mode: 0o755, Data: []byte("#!/bin/sh\ncat /proc/sysvipc/shm 2>/dev/null || true\n")})
+		// Applets are symlinks to /bin/busybox: masking /bin/ls (critest's
+		// MaskedPaths spec) would mask busybox itself. Make ls a script.
+		for i, f := range img.Files {
+			if f.Path == "/bin/ls" {
+				img.Files[i] = testimage.File{Path: "/bin/ls", Mode: 0o755, Data: []byte("#!/bin/busybox sh\nexec /bin/busybox ls \"$@\"\n")}
+			}
+		}
+		img.Files = append(img.Files, extra...)
+		return img
+	}
+	withUser := func(img testimage.Image, user string) testimage.Image {
+		img.Config.User = user
+		return img
+	}
+	webImage := func(name string, port int) testimage.Image {
+		img := base(name, testimage.File{Path: "/usr/share/nginx/html/index.html", Mode: 0o644, Data: []byte("<html><body>shimless conformance web server</body></html>\n")})
+		if webPath != "" {
+			img.Files = append(img.Files, testimage.File{Path: "/usr/sbin/nginx", Mode: 0o755, Data: web})
+		}
+		img.Config.Env = append(img.Config.Env, fmt.Sprintf("WEB_PORT=%d", port))
+		img.Config.Cmd = []string{"/usr/sbin/nginx", "-g", "daemon off; master process"}
+		return img
+	}
+	marker := func(name, file string) testimage.Image {
+		return base(name, testimage.File{Path: "/" + file, Mode: 0o644, Data: []byte{}})
+	}
+
+	images := []testimage.Image{
+		base(e2e + "busybox:1.29-2"),
+		webImage(e2e+"nginx:1.14-2", 80),
+		webImage(e2e+"httpd:2.4.39-4", 80),
+		webImage(tools+"hostnet-nginx-"+runtime.GOARCH+":latest", 12003),
+		withUser(base(tools+"test-image-user-uid:latest"), "1002"),
+		withUser(base(tools+"test-image-user-username:latest"), "www-data"),
+		withUser(base(tools+"test-image-user-uid-group:latest"), "1003:1004"),
+		withUser(base(tools+"test-image-user-username-group:latest"), "www-data:1004"),
+	}
+	pg := base(tools + "test-image-predefined-group:latest")
+	for i, f := range pg.Files {
+		switch f.Path {
+		case "/etc/passwd":
+			pg.Files[i].Data = append([]byte(passwd), "default-user:x:1000:1000::/home/default-user:/bin/sh\n"...)
+		case "/etc/group":
+			pg.Files[i].Data = append([]byte(group), "default-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n"...)
+		}
+	}
+	images = append(images, withUser(pg, "1000"))
+	for _, n := range []string{"test-image-1", "test-image-2", "test-image-3", "test-image-latest"} {
+		images = append(images, marker(tools+n+":latest", n))
+	}
+	// One image under several tags: same manifest, same digest.
+	for _, t := range []string{"1", "2", "3"} {
+		images = append(images, marker(tools+"test-image-tags:"+t, "test-image-tags"))
+	}
+	for _, t := range []string{"test", "all"} {
+		images = append(images, marker(tools+"test-image-tag:"+t, "test-image-tag"))
+	}
+	if nnpPath != "" {
+		nnp, err := testimage.ReadFile(nnpPath)
+		if err != nil {
+			return nil, err
+		}
+		img := base(e2e+"nonewprivs:1.3", testimage.File{Path: "/usr/local/bin/nnp", Mode: 0o4755, Data: nnp})
+		img.Config.Cmd = []string{"/usr/local/bin/nnp"}
+		images = append(images, img)
+	}
+	return images, nil
+}
+
+// pgrep NAME: the pids whose command name is NAME; exit 1 when none.
+const pgrep = `#!/bin/sh
+found=1
+for c in /proc/[0-9]*/comm; do
+	[ "$(cat "$c" 2>/dev/null)" = "$1" ] || continue
+	p=${c#/proc/}; echo "${p%/comm}"; found=0
+done
+exit $found
+`
+
+type registry struct {
+	blobs map[string][]byte             // digest -> content
+	types map[string]string             // manifest digest -> media type
+	tags  map[string]ocispec.Descriptor // host/repo:tag -> manifest
+}
+
+func load(images []testimage.Image) (*registry, error) {
+	var buf bytes.Buffer
+	if err := testimage.WriteArchive(&buf, images); err != nil {
+		return nil, err
+	}
+	r := &registry{blobs: map[string][]byte{}, types: map[string]string{}, tags: map[string]ocispec.Descriptor{}}
+	var index ocispec.Index
+	tr := tar.NewReader(&buf)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case h.Name == "index.json":
+			if err := json.Unmarshal(data, &index); err != nil {
+				return nil, err
+			}
+		case strings.HasPrefix(h.Name, "blobs/sha256/"):
+			r.blobs["sha256:"+strings.TrimPrefix(h.Name, "blobs/sha256/")] = data
+		}
+	}
+	for _, m := range index.Manifests {
+		name := m.Annotations[ocispec.AnnotationRefName]
+		r.types[m.Digest.String()] = m.MediaType
+		r.tags[name] = m
+	}
+	return r, nil
+}
+
+// ServeHTTP answers /v2/, /v2/<repo>/manifests/<ref> and
+// /v2/<repo>/blobs/<digest>; containerd passes the upstream host as ?ns=.
+func (r *registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	log.Printf("%s %s", req.Method, req.URL)
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		http.Error(w, "read-only registry", http.StatusMethodNotAllowed)
+		return
+	}
+	p := strings.TrimPrefix(req.URL.Path, "/v2/")
+	if p == "" || p == req.URL.Path {
+		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	var repo, kind, ref string
+	for _, k := range []string{"/manifests/", "/blobs/"} {
+		if i := strings.LastIndex(p, k); i > 0 {
+			repo, kind, ref = p[:i], strings.Trim(k, "/"), p[i+len(k):]
+			break
+		}
+	}
+	if repo == "" {
+		notFound(w, "NAME_UNKNOWN")
+		return
+	}
+	var data []byte
+	var mediaType, dgst string
+	if kind == "manifests" && !strings.HasPrefix(ref, "sha256:") {
+		d, ok := r.lookup(req.URL.Query().Get("ns"), repo, ref)
+		if !ok {
+			notFound(w, "MANIFEST_UNKNOWN")
+			return
+		}
+		dgst, mediaType = d.Digest.String(), d.MediaType
+	} else {
+		dgst = ref
+		mediaType = r.types[dgst]
+		if mediaType == "" {
+			mediaType = "application/octet-stream"
+		}
+	}
+	data, ok := r.blobs[dgst]
+	if !ok {
+		notFound(w, "BLOB_UNKNOWN")
+		return
+	}
+	w.Header().Set("Content-Type", mediaType)
+	w.Header().Set("Docker-Content-Digest", dgst)
+	w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+	w.WriteHeader(http.StatusOK)
+	if req.Method == http.MethodGet {
+		w.Write(data)
+	}
+}
+
+func (r *registry) lookup(ns, repo, tag string) (ocispec.Descriptor, bool) {
+	if ns != "" {
+		d, ok := r.tags[ns+"/"+repo+":"+tag]
+		return d, ok
+	}
+	for _, host := range []string{"registry.k8s.io", "gcr.io"} {
+		if d, ok := r.tags[host+"/"+repo+":"+tag]; ok {
+			return d, true
+		}
+	}
+	return ocispec.Descriptor{}, false
+}
+
+func notFound(w http.ResponseWriter, code string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusNotFound)
+	fmt.Fprintf(w, `{"errors":[{"code":%q,"message":"not in the offline conformance registry"}]}`+"\n", code)
+}
