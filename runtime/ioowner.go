@@ -18,7 +18,7 @@ type IOOwner struct {
 // uid/gid mappings of its user namespace. nil when the container has no
 // user namespace with mappings (its stdio stays root's).
 func ioOwner(spec *specs.Spec) (*IOOwner, error) {
-	if spec.Linux == nil || len(spec.Linux.UIDMappings) == 0 || !hasNamespace(spec, specs.UserNamespace) {
+	if spec.Linux == nil || len(spec.Linux.UIDMappings) == 0 || namespace(spec, specs.UserNamespace) == nil {
 		return nil, nil
 	}
 	var user specs.User
@@ -44,13 +44,4 @@ func toHost(mappings []specs.LinuxIDMapping, id uint32) (uint32, bool) {
 		}
 	}
 	return 0, false
-}
-
-func hasNamespace(spec *specs.Spec, typ specs.LinuxNamespaceType) bool {
-	for _, ns := range spec.Linux.Namespaces {
-		if ns.Type == typ {
-			return true
-		}
-	}
-	return false
 }

@@ -130,19 +130,24 @@ func (r *Runtime) reattachTTY(ctx context.Context, t *Task) {
 }
 
 // removeUnrecorded removes what a Create that crashed before its record
-// left: the runsc container (never started: containerd has no task for
-// it), the rootfs mount, then the directory.
+// left (the container was never started: containerd has no task for it).
 func (r *Runtime) removeUnrecorded(ctx context.Context, id, dir string) {
+	removeContainerFiles(ctx, r.sandboxes.Runsc(), id, dir)
+}
+
+// removeContainerFiles removes a container that never became a task: its
+// runsc container, its rootfs mount, then its directory; never through a
+// mount (a rootfs that cannot be unmounted keeps its directory).
+func removeContainerFiles(ctx context.Context, client *runsc.Client, id, dir string) {
 	l := log.G(ctx).WithField("container", id)
-	if err := r.sandboxes.Runsc().Delete(ctx, id); err != nil {
-		l.WithError(err).Warn("runsc delete of a container without a record")
+	if err := client.Delete(ctx, id); err != nil {
+		l.WithError(err).Warn("runsc delete of a container that did not become a task")
 	}
-	rootfs := filepath.Join(dir, "rootfs")
-	if err := mount.UnmountAll(rootfs, unix.MNT_DETACH); err != nil {
-		l.WithError(err).Error("cannot unmount the rootfs of a container without a record; leaving its directory")
+	if err := mount.UnmountAll(filepath.Join(dir, "rootfs"), unix.MNT_DETACH); err != nil {
+		l.WithError(err).Error("cannot unmount the rootfs; leaving the container's directory")
 		return
 	}
 	if err := os.RemoveAll(dir); err != nil {
-		l.WithError(err).Warn("remove the directory of a container without a record")
+		l.WithError(err).Warn("remove the container's directory")
 	}
 }

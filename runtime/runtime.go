@@ -182,20 +182,14 @@ func (r *Runtime) PluginInfo(ctx context.Context, request any) (any, error) {
 	}, nil
 }
 
-// sandboxOOM publishes /tasks/oom for every running container of a sandbox
-// whose cgroup saw an OOM kill: under runsc the host OOM killer can only
-// kill the sandbox, which takes all of its containers with it.
+// sandboxOOM marks every task of a sandbox whose cgroup saw an OOM kill
+// (their lost exits read 137) and publishes /tasks/oom for the running
+// ones: under runsc the host OOM killer can only kill the sandbox, which
+// takes all of its containers with it.
 func (r *Runtime) sandboxOOM(sandboxID string) {
-	r.mu.Lock()
-	var hit []*Task
-	for _, t := range r.tasks {
-		if !t.creating && t.sandboxID == sandboxID {
-			hit = append(hit, t)
-		}
-	}
-	r.mu.Unlock()
-	for _, t := range hit {
+	for _, t := range r.sandboxTasks(sandboxID) {
 		t.mu.Lock()
+		t.oomKilled = true
 		running := t.status == runtime.RunningStatus || t.status == runtime.PausedStatus
 		t.mu.Unlock()
 		if running {
@@ -217,12 +211,14 @@ func (r *Runtime) rootTask(ns, sandboxID string) *Task {
 }
 
 // sandboxTasks returns the tasks that run in sandboxID, its root included.
-func (r *Runtime) sandboxTasks(ns, sandboxID string) []*Task {
+// Sandbox ids are unique across namespaces: they are runsc ids under one
+// root.
+func (r *Runtime) sandboxTasks(sandboxID string) []*Task {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []*Task
 	for _, t := range r.tasks {
-		if !t.creating && t.ns == ns && t.sandboxID == sandboxID {
+		if !t.creating && t.sandboxID == sandboxID {
 			out = append(out, t)
 		}
 	}

@@ -167,14 +167,18 @@ func userNamespaceByMappings(spec *specs.Spec) {
 }
 
 // privateSandboxID names a standalone container's own sandbox.
-func privateSandboxID(id string) string { return "shimless-" + id }
+func privateSandboxID(id string) string { return sandbox.PrivateSandboxPrefix + id }
 
-func netns(spec *specs.Spec) *specs.LinuxNamespace {
+// netns is the spec's network namespace, or nil.
+func netns(spec *specs.Spec) *specs.LinuxNamespace { return namespace(spec, specs.NetworkNamespace) }
+
+// namespace returns the spec's namespace of a type, or nil.
+func namespace(spec *specs.Spec, typ specs.LinuxNamespaceType) *specs.LinuxNamespace {
 	if spec.Linux == nil {
 		return nil
 	}
 	for i, ns := range spec.Linux.Namespaces {
-		if ns.Type == specs.NetworkNamespace {
+		if ns.Type == typ {
 			return &spec.Linux.Namespaces[i]
 		}
 	}
@@ -234,20 +238,12 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 		io: opts.IO, runsc: client, sandboxExited: sbExited, status: runtime.CreatedStatus,
 		exited: make(chan struct{}), execs: map[string]*Exec{},
 	}
-	l := log.G(ctx).WithFields(log.Fields{"container": id, "sandbox": sandboxID})
 	rootfs := filepath.Join(t.dir, "rootfs")
 	defer func() {
 		if retErr == nil {
 			return
 		}
-		cctx := context.WithoutCancel(ctx)
-		if err := client.Delete(cctx, id); err != nil {
-			l.WithError(err).Warn("runsc delete after failed create")
-		}
-		if err := mount.UnmountAll(rootfs, unix.MNT_DETACH); err != nil {
-			l.WithError(err).Warn("unmount rootfs after failed create")
-		}
-		os.RemoveAll(t.dir)
+		removeContainerFiles(context.WithoutCancel(ctx), client, id, t.dir)
 	}()
 	if err := os.MkdirAll(rootfs, 0o711); err != nil {
 		return nil, err
@@ -447,14 +443,7 @@ func (t *Task) startMonitor() {
 		// A sandbox this runtime runs itself (a gVisor-shim style pod's):
 		// the host OOM killer can only kill the whole sandbox process, in
 		// the root container's cgroup.
-		confirm := sandbox.WatchOOM(ctx, t.sandboxID, t.cgroups, func() {
-			for _, m := range t.rt.sandboxTasks(t.ns, t.sandboxID) {
-				m.mu.Lock()
-				m.oomKilled = true
-				m.mu.Unlock()
-			}
-			t.rt.sandboxOOM(t.sandboxID)
-		})
+		confirm := sandbox.WatchOOM(ctx, t.sandboxID, t.cgroups, func() { t.rt.sandboxOOM(t.sandboxID) })
 		t.mu.Lock()
 		t.oomConfirm = confirm
 		t.mu.Unlock()
@@ -655,7 +644,7 @@ func (t *Task) escalate(ctx context.Context, cause error) error {
 	}
 	// A sandbox this runtime runs itself (a gVisor-shim style pod's): its
 	// tasks read as killed, and the root's exit is known now.
-	for _, member := range t.rt.sandboxTasks(t.ns, t.sandboxID) {
+	for _, member := range t.rt.sandboxTasks(t.sandboxID) {
 		member.mu.Lock()
 		member.forced = true
 		member.mu.Unlock()

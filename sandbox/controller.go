@@ -177,8 +177,7 @@ func (c *Controller) cleanupFiles(ctx context.Context, rec record) error {
 	removeCgroups(ctx, rec.ID, rec.CgroupsPath)
 	var errs []error
 	if rec.RunscRoot != "" {
-		c.client(rec).ReleaseSharedMounts()
-		if err := os.RemoveAll(rec.RunscRoot); err != nil {
+		if err := removePrivateRoot(c.client(rec)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -242,6 +241,13 @@ const privateRootsDir = "private"
 // privateRoot is a private sandbox's own runsc root.
 func (c *Controller) privateRoot(id string) string {
 	return filepath.Join(c.runsc.Root, privateRootsDir, id)
+}
+
+// removePrivateRoot removes a private sandbox's own runsc root once its
+// sandbox is gone: runsc's shared mount under it first, then the directory.
+func removePrivateRoot(client *runsc.Client) error {
+	client.ReleaseSharedMounts()
+	return os.RemoveAll(client.Root)
 }
 
 // client is the runsc client of a sandbox: its flags, under its root.

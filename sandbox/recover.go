@@ -97,8 +97,7 @@ func (c *Controller) SweepOrphans(ctx context.Context, ownedByRuntime map[string
 		}
 		client := c.runsc.WithRoot(c.privateRoot(sid))
 		sweepRoot(ctx, client, func(string) bool { return false })
-		client.ReleaseSharedMounts()
-		if err := os.RemoveAll(client.Root); err != nil {
+		if err := removePrivateRoot(client); err != nil {
 			c.logger(ctx, sid).WithError(err).Warn("remove the runsc root of an orphan")
 		}
 	}

@@ -89,11 +89,6 @@ func isRunscProcess(root string, pid int) bool {
 	return false
 }
 
-// isRunscProcess is isRunscProcess under the controller's runsc root.
-func (c *Controller) isRunscProcess(pid int) bool {
-	return isRunscProcess(c.runsc.Root, pid)
-}
-
 // killTree SIGKILLs a sandbox's whole process tree and waits (bounded) for
 // the processes to be gone.
 func (c *Controller) killTree(ctx context.Context, rec record) {

@@ -16,9 +16,9 @@ type stateFile struct {
 	} `json:"sandbox"`
 }
 
-// parseStateFileName splits runsc's state file name into its container and
+// ParseStateFileName splits runsc's state file name into its container and
 // sandbox ids; ok is false for any other file.
-func parseStateFileName(name string) (containerID, sandboxID string, ok bool) {
+func ParseStateFileName(name string) (containerID, sandboxID string, ok bool) {
 	base, found := strings.CutSuffix(name, ".state")
 	if !found {
 		return "", "", false
@@ -49,7 +49,7 @@ func (c *Client) SandboxProcesses(sandboxID string) []int {
 		}
 	}
 	for _, e := range entries {
-		_, sid, ok := parseStateFileName(e.Name())
+		_, sid, ok := ParseStateFileName(e.Name())
 		if !ok || sid != sandboxID {
 			continue
 		}
@@ -78,14 +78,9 @@ func (c *Client) Containers(sandboxID string) []string {
 	}
 	var out []string
 	for _, e := range entries {
-		if cid, sid, ok := parseStateFileName(e.Name()); ok && sid == sandboxID {
+		if cid, sid, ok := ParseStateFileName(e.Name()); ok && sid == sandboxID {
 			out = append(out, cid)
 		}
 	}
 	return out
-}
-
-// ParseStateFileName is parseStateFileName for other packages.
-func ParseStateFileName(name string) (containerID, sandboxID string, ok bool) {
-	return parseStateFileName(name)
 }

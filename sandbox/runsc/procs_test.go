@@ -22,9 +22,9 @@ func TestParseStateFileName(t *testing.T) {
 		{"web_sandbox:.state", "", "", false},
 		{"web.state", "", "", false},
 	} {
-		cid, sid, ok := parseStateFileName(tc.name)
+		cid, sid, ok := ParseStateFileName(tc.name)
 		if cid != tc.cid || sid != tc.sid || ok != tc.ok {
-			t.Errorf("parseStateFileName(%q) = %q, %q, %v; want %q, %q, %v", tc.name, cid, sid, ok, tc.cid, tc.sid, tc.ok)
+			t.Errorf("ParseStateFileName(%q) = %q, %q, %v; want %q, %q, %v", tc.name, cid, sid, ok, tc.cid, tc.sid, tc.ok)
 		}
 	}
 }
