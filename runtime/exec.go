@@ -8,41 +8,43 @@ import (
 	"time"
 
 	"github.com/containerd/console"
-	eventstypes "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/v2/core/runtime"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shimless/shimless/sandbox/runsc"
 	"github.com/shimless/shimless/telemetry"
 )
 
-// Exec is an extra process in a container (`runsc exec`), with its own
-// stdio, pid and exit status.
+// Exec is an extra process in a container, with its own stdio, pid and
+// exit status, and its own state machine (state.go).
 type Exec struct {
 	task *Task
 	id   string
 	spec specs.Process
 	io   runtime.IO
 
+	// op serialises Start, Kill and Delete; held across runsc calls.
+	op sync.Mutex
+
 	mu         sync.Mutex
 	status     runtime.Status
 	pid        int // inside the sandbox
 	exitStatus uint32
 	exitedAt   time.Time
-	exited     chan struct{}
-	closeOnce  sync.Once // exited is closed exactly once
+	exited     chan struct{} // closed by the transition that ends the exec
 	stdio      *stdio
 }
 
-// closeExited closes the exit channel; later calls do nothing.
-func (e *Exec) closeExited() { e.closeOnce.Do(func() { close(e.exited) }) }
-
 var _ runtime.ExecProcess = (*Exec)(nil)
+
+// to moves the exec to next (e.mu held).
+func (e *Exec) to(next runtime.Status) (ended bool, err error) {
+	return transition(execTransitions, "exec "+e.id+" in "+e.task.id, &e.status, next)
+}
 
 // Exec adds (but does not start) a process.
 func (t *Task) Exec(ctx context.Context, id string, opts runtime.ExecOpts) (runtime.ExecProcess, error) {
@@ -51,16 +53,19 @@ func (t *Task) Exec(ctx context.Context, id string, opts runtime.ExecOpts) (runt
 		return nil, fmt.Errorf("exec %s in %s: process spec: %w", id, t.id, err)
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.status != runtime.RunningStatus {
-		return nil, fmt.Errorf("exec %s: container %s is not running: %w", id, t.id, errdefs.ErrFailedPrecondition)
+		st := t.status
+		t.mu.Unlock()
+		return nil, fmt.Errorf("exec %s: container %s is %s: %w", id, t.id, statusName(st), errdefs.ErrFailedPrecondition)
 	}
 	if _, ok := t.execs[id]; ok {
+		t.mu.Unlock()
 		return nil, fmt.Errorf("exec %s in %s: %w", id, t.id, errdefs.ErrAlreadyExists)
 	}
 	e := &Exec{task: t, id: id, spec: proc, io: opts.IO, status: runtime.CreatedStatus, exited: make(chan struct{})}
 	t.execs[id] = e
-	t.publish(ctx, "/tasks/exec-added", &eventstypes.TaskExecAdded{ContainerID: t.id, ExecID: id})
+	t.mu.Unlock()
+	t.publishExecAdded(ctx, id)
 	return e, nil
 }
 
@@ -86,17 +91,20 @@ func (e *Exec) State(context.Context) (runtime.State, error) {
 		Stdin: e.io.Stdin, Stdout: e.io.Stdout, Stderr: e.io.Stderr, Terminal: e.io.Terminal}, nil
 }
 
-// Start runs the process with runsc exec and watches for its exit.
+// Start runs the process (the ExecuteAsync control RPC), publishes its
+// start, then watches its exit.
 func (e *Exec) Start(ctx context.Context) (retErr error) {
 	t := e.task
 	ctx, done := telemetry.TaskOp(ctx, "exec_start", t.ns, t.id, e.id)
 	defer func() { done(retErr) }()
+	e.op.Lock()
+	defer e.op.Unlock()
 	e.mu.Lock()
 	st := e.status
 	e.mu.Unlock()
 	if st != runtime.CreatedStatus {
 		// Its container exited (which ends its execs) or it was deleted.
-		return fmt.Errorf("exec %s in %s is not created (status %d): %w", e.id, t.id, st, errdefs.ErrFailedPrecondition)
+		return fmt.Errorf("exec %s in %s is %s: %w", e.id, t.id, statusName(st), errdefs.ErrFailedPrecondition)
 	}
 	sio, release, err := openIO(ctx, e.id, e.io)
 	if err != nil {
@@ -109,18 +117,23 @@ func (e *Exec) Start(ctx context.Context) (retErr error) {
 		// sandbox as the process's stdio, the master stays with us.
 		m, replicaPath, err := console.NewPty()
 		if err != nil {
+			release()
+			sio.closeStdin()
 			return fmt.Errorf("exec %s in %s: pty: %w", e.id, t.id, err)
 		}
 		replica, err := os.OpenFile(replicaPath, os.O_RDWR|unix.O_NOCTTY, 0)
 		if err != nil {
 			m.Close()
+			release()
+			sio.closeStdin()
 			return fmt.Errorf("exec %s in %s: pty: %w", e.id, t.id, err)
 		}
 		defer replica.Close()
 		master, files = m, runsc.IO{In: replica, Out: replica, Err: replica}
 		e.spec.Terminal = true
 	}
-	pid, err := t.runsc.Exec(ctx, t.sandboxID, t.id, e.spec, files)
+	client := t.sb.Runsc()
+	pid, err := client.Exec(ctx, t.sb.ID(), t.id, e.spec, files)
 	release()
 	if err != nil {
 		sio.closeStdin()
@@ -134,67 +147,80 @@ func (e *Exec) Start(ctx context.Context) (retErr error) {
 			// Nobody could see its output or its exit: take it down.
 			master.Close()
 			sio.closeStdin()
-			_ = t.runsc.KillPid(context.WithoutCancel(ctx), t.id, pid, unix.SIGKILL)
+			_ = client.KillPid(context.WithoutCancel(ctx), t.id, pid, unix.SIGKILL)
 			return fmt.Errorf("exec %s in %s: %w", e.id, t.id, err)
 		}
 	}
 	e.mu.Lock()
-	if e.status != runtime.CreatedStatus {
-		// The container exited while runsc started the process: the exec
-		// has been reported exited already; take the process back down.
-		st := e.status
-		e.mu.Unlock()
-		_ = t.runsc.KillPid(context.WithoutCancel(ctx), t.id, pid, unix.SIGKILL)
+	_, err = e.to(runtime.RunningStatus)
+	if err == nil {
+		e.pid, e.stdio = pid, sio
+	}
+	e.mu.Unlock()
+	if err != nil {
+		// Its container exited while runsc started the process: the exec
+		// has been ended already; take the process back down.
+		_ = client.KillPid(context.WithoutCancel(ctx), t.id, pid, unix.SIGKILL)
 		sio.closeStdin()
 		sio.closeConsole()
-		return fmt.Errorf("exec %s in %s ended while it started (status %d): %w", e.id, t.id, st, errdefs.ErrFailedPrecondition)
+		return fmt.Errorf("exec %s ended while it started: %w", e.id, err)
 	}
-	e.pid, e.status, e.stdio = pid, runtime.RunningStatus, sio
-	e.mu.Unlock()
-	t.publish(ctx, "/tasks/exec-started", &eventstypes.TaskExecStarted{ContainerID: t.id, ExecID: e.id, Pid: uint32(pid)})
-	go e.monitor(t.rt.sandboxes.Context())
+	t.publishExecStarted(ctx, e.id, uint32(pid))
+	e.startMonitor(pid)
 	return nil
 }
 
-func (e *Exec) monitor(ctx context.Context) {
+// startMonitor watches the exec's exit (runsc.WaitExit); the exec ends
+// unknown when its container or sandbox ends first.
+func (e *Exec) startMonitor(pid int) {
 	t := e.task
-	for {
-		ws, err := t.runsc.WaitPID(ctx, t.sandboxID, t.id, e.pid)
-		if err == nil {
-			e.markExited(ctx, runsc.ExitCode(ws))
-			return
+	t.rt.sandboxes.Go(func(ctx context.Context) {
+		l := log.G(ctx).WithFields(log.Fields{"container": t.id, "exec": e.id})
+		client := t.sb.Runsc()
+		code, seen := runsc.WaitExit(ctx,
+			func(ctx context.Context) (unix.WaitStatus, error) { return client.WaitPID(ctx, t.sb.ID(), t.id, pid) },
+			func(ctx context.Context) bool {
+				select {
+				case <-t.exited:
+				case <-e.exited:
+				case <-t.sb.Exited():
+				case <-ctx.Done():
+					return false
+				case <-time.After(waitRetry):
+					return false
+				}
+				return true
+			},
+			func(err error) { l.WithError(err).Debug("wait for exec failed; retrying") })
+		switch {
+		case seen:
+			e.exit(ctx, code)
+		case ctx.Err() == nil:
+			e.exit(ctx, exitUnknown)
 		}
-		select {
-		case <-t.exited:
-			e.markExited(ctx, exitUnknown)
-			return
-		case <-e.exited:
-			return
-		case <-time.After(500 * time.Millisecond):
-		}
-		if t.sandboxGone() {
-			e.markExited(ctx, exitUnknown)
-			return
-		}
-		log.G(ctx).WithError(err).WithFields(log.Fields{"container": t.id, "exec": e.id}).Debug("wait for exec failed; retrying")
-	}
+	})
 }
 
-func (e *Exec) markExited(ctx context.Context, status uint32) {
+// exit applies the exec's exit, once; a started exec's is published
+// before waiters wake.
+func (e *Exec) exit(ctx context.Context, status uint32) {
 	e.mu.Lock()
-	if e.status == runtime.StoppedStatus || e.status == runtime.DeletedStatus {
+	started := e.status == runtime.RunningStatus
+	ended, err := e.to(runtime.StoppedStatus)
+	if err != nil {
 		e.mu.Unlock()
 		return
 	}
-	started := e.status == runtime.RunningStatus
-	e.status, e.exitStatus, e.exitedAt = runtime.StoppedStatus, status, time.Now()
+	e.exitStatus, e.exitedAt = status, time.Now()
+	exit := &runtime.Exit{Pid: uint32(e.pid), Status: status, Timestamp: e.exitedAt}
+	sio := e.stdio
 	e.mu.Unlock()
-	e.closeExited()
-	e.stdio.closeStdin()
+	sio.closeStdin()
 	if started {
-		e.task.publish(ctx, "/tasks/exit", &eventstypes.TaskExit{
-			ContainerID: e.task.id, ID: e.id, Pid: uint32(e.pid), ExitStatus: status, ExitedAt: timestamppb.New(e.exitedAt),
-		})
+		e.task.publishExecExit(ctx, e.id, exit)
+	}
+	if ended {
+		close(e.exited)
 	}
 }
 
@@ -215,12 +241,18 @@ func (e *Exec) Kill(ctx context.Context, signal uint32, _ bool) error {
 	if st != runtime.RunningStatus {
 		return fmt.Errorf("exec %s: process not running: %w", e.id, errdefs.ErrNotFound)
 	}
-	return e.task.runsc.KillPid(ctx, e.task.id, pid, unix.Signal(signal))
+	if err := e.task.sb.Runsc().KillPid(ctx, e.task.id, pid, unix.Signal(signal)); err != nil && !runsc.IsNoSuchProcess(err) {
+		return err
+	}
+	return nil
 }
 
 // CloseIO delivers EOF to the exec's stdin.
 func (e *Exec) CloseIO(context.Context) error {
-	e.stdio.finishStdin()
+	e.mu.Lock()
+	sio := e.stdio
+	e.mu.Unlock()
+	sio.finishStdin()
 	return nil
 }
 
@@ -237,20 +269,26 @@ func (e *Exec) ResizePty(_ context.Context, size runtime.ConsoleSize) error {
 
 // Delete removes the exec once it has exited (or was never started).
 func (e *Exec) Delete(ctx context.Context) (*runtime.Exit, error) {
+	e.op.Lock()
+	defer e.op.Unlock()
 	e.mu.Lock()
-	if e.status == runtime.RunningStatus {
+	if e.status == runtime.DeletedStatus {
 		e.mu.Unlock()
-		return nil, fmt.Errorf("exec %s is running: %w", e.id, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("exec %s in %s: %w", e.id, e.task.id, errdefs.ErrNotFound)
 	}
-	wasCreated := e.status == runtime.CreatedStatus
+	ended, err := e.to(runtime.DeletedStatus)
+	if err != nil {
+		e.mu.Unlock()
+		return nil, err // running
+	}
 	exit := &runtime.Exit{Pid: uint32(e.pid), Status: e.exitStatus, Timestamp: e.exitedAt}
-	e.status = runtime.DeletedStatus
+	sio := e.stdio
 	e.mu.Unlock()
-	if wasCreated {
-		e.closeExited()
+	if ended {
+		close(e.exited)
 	}
-	e.stdio.closeConsole()
-	e.stdio.stopLogger()
+	sio.closeConsole()
+	sio.stopLogger()
 	t := e.task
 	t.mu.Lock()
 	delete(t.execs, e.id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 
+	"github.com/shimless/shimless/sandbox"
 	"github.com/shimless/shimless/sandbox/runsc"
 )
 
@@ -52,31 +54,34 @@ func (r *Runtime) recover(ctx context.Context) {
 				owned[privateSandboxID(td.Name())] = true
 				continue
 			}
-			client := r.sandboxes.Runsc().For(rec.Flags)
-			if rec.RunscRoot != "" {
-				client = client.WithRoot(rec.RunscRoot)
+			running := rec.Status == runtime.RunningStatus || rec.Status == runtime.PausedStatus
+			sb, err := r.sandboxes.Attach(ctx, sandbox.AttachRequest{ContainerID: rec.ID, Recovered: &sandbox.Recovered{
+				SandboxID: rec.SandboxID, Kind: rec.kind(), Flags: rec.Flags, RunscRoot: rec.RunscRoot,
+				Pid: rec.Pid, Cgroups: rec.Cgroups, Running: running,
+			}})
+			if err != nil {
+				l.WithError(err).Error("cannot re-attach the task to its sandbox; leaving it untouched")
+				owned[rec.SandboxID] = true
+				continue
 			}
-			t := &Task{
-				rt: r, id: rec.ID, ns: rec.Namespace, sandboxID: rec.SandboxID, root: rec.Root, private: rec.Private, cgroups: rec.Cgroups, ttyIndex: rec.TTYIndex, ttyHolder: rec.TTYHolder, dir: dir,
-				io: rec.IO, runsc: client, status: rec.Status, pid: rec.Pid, exitStatus: rec.ExitStatus,
-				exitedAt: rec.ExitedAt, exited: make(chan struct{}), execs: map[string]*Exec{},
-			}
-			if !rec.Root {
-				if _, exited, err := r.sandboxes.RunscFor(rec.SandboxID); err == nil {
-					t.sandboxExited = exited
-				}
-			}
+			t := newTask(r, rec.Namespace, rec.ID, dir, sb, rec.IO)
+			t.cgroups, t.ttyIndex, t.ttyHolder = rec.Cgroups, rec.TTYIndex, rec.TTYHolder
+			t.status, t.pid, t.exitStatus, t.exitedAt = rec.Status, rec.Pid, rec.ExitStatus, rec.ExitedAt
 			switch rec.Status {
 			case runtime.StoppedStatus:
-				t.closeExited()
+				close(t.exited)
 			case runtime.RunningStatus, runtime.PausedStatus:
+				client := sb.Runsc()
 				st, err := client.State(ctx, rec.ID)
 				// Only runsc's word that the container is stopped or gone
 				// ends it; any other failure (a timeout under load) leaves
 				// it to the exit watch, which asks the sandbox itself.
-				if (err == nil && (st.Status == "running" || st.Status == "paused")) || (err != nil && !errors.Is(err, runsc.ErrNotExist)) {
+				if (err == nil && (st.Status == runsc.StatusRunning || st.Status == runsc.StatusPaused)) || (err != nil && !errors.Is(err, runsc.ErrNotExist)) {
 					if err != nil {
 						l.WithError(err).Warn("runsc state failed during recovery; watching the container for its exit")
+					}
+					if t.root {
+						sb.Started(t.pid, t.cgroups)
 					}
 					t.startMonitor()
 					if rec.IO.Terminal {
@@ -86,22 +91,22 @@ func (r *Runtime) recover(ctx context.Context) {
 					break
 				}
 				status := uint32(exitUnknown)
-				if err == nil && st.Status == "stopped" {
+				if err == nil && st.Status == runsc.StatusStopped {
 					// runsc can still say how it ended.
 					if ws, werr := client.WaitContainer(ctx, rec.SandboxID, rec.ID); werr == nil {
 						status = runsc.ExitCode(ws)
 					}
 				}
 				t.status, t.exitStatus, t.exitedAt = runtime.StoppedStatus, status, time.Now()
-				t.closeExited()
+				close(t.exited)
+				if t.root {
+					sb.RootExited()
+				}
 				_ = t.persist()
 				l.WithField("exitStatus", status).Info("container exited while containerd was down")
 			}
-			if t.root {
-				r.sandboxes.AcquireRoot()
-			}
-			if t.root || t.private {
-				owned[t.sandboxID] = true
+			if sb.Kind() != sandbox.KindPod {
+				owned[sb.ID()] = true
 			}
 			r.tasks[key(rec.Namespace, rec.ID)] = t
 		}
@@ -116,13 +121,15 @@ func (r *Runtime) reattachTTY(ctx context.Context, t *Task) {
 		l.Warn("TTY container has no parked terminal; its output is lost until it exits")
 		return
 	}
-	pid, err := r.sandboxes.SandboxPid(t.sandboxID)
-	if err == nil {
+	var err error
+	if pid := int(t.sb.Pid()); pid > 0 {
 		var master console.Console
 		if master, err = reclaimTTY(pid, t.ttyIndex); err == nil {
 			t.stdio = &stdio{}
 			err = t.stdio.attachConsole(ctx, master, t.io)
 		}
+	} else {
+		err = fmt.Errorf("sandbox %s is not running", t.sb.ID())
 	}
 	if err != nil {
 		l.WithError(err).Warn("cannot re-attach the TTY")
@@ -138,7 +145,7 @@ func (r *Runtime) removeUnrecorded(ctx context.Context, id, dir string) {
 // removeContainerFiles removes a container that never became a task: its
 // runsc container, its rootfs mount, then its directory; never through a
 // mount (a rootfs that cannot be unmounted keeps its directory).
-func removeContainerFiles(ctx context.Context, client *runsc.Client, id, dir string) {
+func removeContainerFiles(ctx context.Context, client runsc.Runner, id, dir string) {
 	l := log.G(ctx).WithField("container", id)
 	if err := client.Delete(ctx, id); err != nil {
 		l.WithError(err).Warn("runsc delete of a container that did not become a task")

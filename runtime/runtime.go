@@ -7,13 +7,11 @@ import (
 	"path/filepath"
 	"sync"
 
-	eventstypes "github.com/containerd/containerd/api/events"
 	apitypes "github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/core/runtime"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
-	"github.com/containerd/log"
 	"github.com/containerd/typeurl/v2"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
 
@@ -93,45 +91,6 @@ func (r *Runtime) Tasks(ctx context.Context, all bool) ([]runtime.Task, error) {
 	return out, nil
 }
 
-// Create creates a container task in its runsc sandbox.
-func (r *Runtime) Create(ctx context.Context, id string, opts runtime.CreateOpts) (_ runtime.Task, retErr error) {
-	ns, err := namespaces.NamespaceRequired(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ctx, done := telemetry.TaskOp(ctx, "create", ns, id, "")
-	defer func() { done(retErr) }()
-	// The id names the task's directory and runsc's container: check it
-	// before anything is built from it.
-	if err := sandbox.ValidateID(id); err != nil {
-		return nil, fmt.Errorf("runsc task: %w", err)
-	}
-	r.mu.Lock()
-	if _, ok := r.tasks[key(ns, id)]; ok {
-		r.mu.Unlock()
-		return nil, fmt.Errorf("runsc task %s: %w", id, errdefs.ErrAlreadyExists)
-	}
-	// Reserve the id while runsc works; the placeholder is invisible to
-	// Get and Tasks.
-	placeholder := &Task{id: id, ns: ns, creating: true}
-	r.tasks[key(ns, id)] = placeholder
-	r.mu.Unlock()
-
-	t, err := r.createTask(ctx, ns, id, opts)
-	r.mu.Lock()
-	if err != nil {
-		delete(r.tasks, key(ns, id))
-	} else {
-		r.tasks[key(ns, id)] = t
-	}
-	r.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	log.G(ctx).WithFields(log.Fields{"container": id, "sandbox": t.sandboxID}).Info("runsc task created")
-	return t, nil
-}
-
 // Delete deletes a stopped (or never started) task and everything of it.
 func (r *Runtime) Delete(ctx context.Context, id string) (_ *runtime.Exit, retErr error) {
 	t, err := r.get(ctx, id)
@@ -182,22 +141,6 @@ func (r *Runtime) PluginInfo(ctx context.Context, request any) (any, error) {
 	}, nil
 }
 
-// sandboxOOM marks every task of a sandbox whose cgroup saw an OOM kill
-// (their lost exits read 137) and publishes /tasks/oom for the running
-// ones: under runsc the host OOM killer can only kill the sandbox, which
-// takes all of its containers with it.
-func (r *Runtime) sandboxOOM(sandboxID string) {
-	for _, t := range r.sandboxTasks(sandboxID) {
-		t.mu.Lock()
-		t.oomKilled = true
-		running := t.status == runtime.RunningStatus || t.status == runtime.PausedStatus
-		t.mu.Unlock()
-		if running {
-			t.publish(r.sandboxes.Context(), "/tasks/oom", &eventstypes.TaskOOM{ContainerID: t.id})
-		}
-	}
-}
-
 // rootTask returns the task that is the root container of sandboxID (a
 // gVisor-shim style pod's pause container), or nil.
 func (r *Runtime) rootTask(ns, sandboxID string) *Task {
@@ -218,7 +161,7 @@ func (r *Runtime) sandboxTasks(sandboxID string) []*Task {
 	defer r.mu.Unlock()
 	var out []*Task
 	for _, t := range r.tasks {
-		if !t.creating && t.sandboxID == sandboxID {
+		if !t.creating && t.sb.ID() == sandboxID {
 			out = append(out, t)
 		}
 	}

@@ -39,7 +39,7 @@ const parkedFD = 3
 // parkTTY parks a dup of master in the task's sandbox and returns the
 // pty's index and the parking process's pid inside the sandbox.
 func (t *Task) parkTTY(ctx context.Context, master console.Console) (index, holder int, err error) {
-	if !t.rt.sandboxes.OwnsSandbox(t.sandboxID) {
+	if t.sb.Kind() == sandbox.KindRoot {
 		return -1, 0, nil
 	}
 	index, err = unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
@@ -58,7 +58,7 @@ func (t *Task) parkTTY(ctx context.Context, master console.Console) (index, hold
 		Env:  []string{"PATH=/"},
 		User: specs.User{UID: 65535, GID: 65535},
 	}
-	holder, err = t.runsc.ExecWithFiles(ctx, t.sandboxID, t.sandboxID, proc, runsc.IO{}, map[int]*os.File{parkedFD: f})
+	holder, err = t.sb.Runsc().ExecWithFiles(ctx, t.sb.ID(), t.sb.ID(), proc, runsc.IO{}, map[int]*os.File{parkedFD: f})
 	if err != nil {
 		return -1, 0, fmt.Errorf("park pty master: %w", err)
 	}
@@ -72,7 +72,7 @@ func (t *Task) unparkTTY(ctx context.Context) {
 	t.ttyHolder = 0
 	t.mu.Unlock()
 	if holder > 0 {
-		_ = t.runsc.KillPid(ctx, t.sandboxID, holder, unix.SIGKILL)
+		_ = t.sb.Runsc().KillPid(ctx, t.sb.ID(), holder, unix.SIGKILL)
 	}
 }
 

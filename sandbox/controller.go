@@ -24,7 +24,7 @@ import (
 // Options configure a Controller.
 type Options struct {
 	// Runsc talks to runsc; its Root is where runsc keeps its state.
-	Runsc *runsc.Client
+	Runsc runsc.Runner
 	// PausePath is the shimless-pause binary copied into the sandboxes'
 	// shared read-only rootfs.
 	PausePath string
@@ -39,6 +39,9 @@ type Options struct {
 	HostsFile, ResolvConf string
 	// StopTimeout bounds a graceful stop before the process tree is killed.
 	StopTimeout time.Duration
+	// CgroupRoot is where the cgroup hierarchies are mounted ("" means
+	// /sys/fs/cgroup); tests point it at a tree of their own.
+	CgroupRoot string
 	// Publisher is containerd's event exchange.
 	Publisher events.Publisher
 	// Policy decides which dev.gvisor.* annotations pods may set.
@@ -48,13 +51,16 @@ type Options struct {
 // Controller implements containerd's sandbox.Controller on runsc.
 type Controller struct {
 	opts         Options
-	runsc        *runsc.Client
+	runsc        runsc.Runner
 	runscVersion string
 	rootfs       string // shared read-only rootfs with the pause binary
 
-	mu        sync.Mutex // guards sandboxes, rootUsers; never held across runsc calls
+	mu        sync.Mutex // guards sandboxes, roots, rootUsers; never held across runsc calls
 	sandboxes map[string]*Sandbox
-	rootUsers int // root-container sandboxes of the task runtime
+	// roots are the sandboxes whose root container is a task (gVisor-shim
+	// style pods); rootUsers counts them for the shared mounts.
+	roots     map[string]*Handle
+	rootUsers int
 	// unreadable are ids whose record could not be read at recovery: their
 	// runsc state is left alone.
 	unreadable []string
@@ -64,8 +70,11 @@ type Controller struct {
 	// their pod_annotations allowlists.
 	handlers handlers
 
-	// ctx lives as long as the controller: exit monitors run under it.
-	ctx context.Context
+	// ctx lives as long as the controller: exit monitors run under it
+	// (Go), and Close ends them.
+	ctx    context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
 }
 
 // New checks that runsc is usable, prepares the controller's directories
@@ -78,10 +87,13 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	if opts.HostsFile == "" {
 		opts.HostsFile = "/etc/hosts"
 	}
+	if opts.CgroupRoot == "" {
+		opts.CgroupRoot = "/sys/fs/cgroup"
+	}
 	if opts.ResolvConf == "" {
 		opts.ResolvConf = "/etc/resolv.conf"
 	}
-	for _, d := range []string{opts.StateDir, opts.RootDir, opts.Runsc.Root} {
+	for _, d := range []string{opts.StateDir, opts.RootDir, opts.Runsc.RootDir()} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
@@ -92,15 +104,16 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		runscVersion: version,
 		rootfs:       filepath.Join(opts.StateDir, "rootfs"),
 		sandboxes:    map[string]*Sandbox{},
-		ctx:          log.WithLogger(context.WithoutCancel(ctx), log.G(ctx)),
+		roots:        map[string]*Handle{},
 	}
+	c.ctx, c.cancel = context.WithCancel(log.WithLogger(context.WithoutCancel(ctx), log.G(ctx)))
 	if err := c.preparePauseRootfs(); err != nil {
 		return nil, err
 	}
 	if err := c.recover(ctx); err != nil {
 		return nil, err
 	}
-	log.G(ctx).WithFields(log.Fields{"runsc": opts.Runsc.Path, "version": version, "root": opts.Runsc.Root, "sandboxes": len(c.sandboxes)}).Info("runsc sandbox controller ready")
+	log.G(ctx).WithFields(log.Fields{"version": version, "root": opts.Runsc.RootDir(), "sandboxes": len(c.sandboxes)}).Info("runsc sandbox controller ready")
 	return c, nil
 }
 
@@ -129,7 +142,7 @@ func (c *Controller) preparePauseRootfs() error {
 func (c *Controller) RunscVersion() string { return c.runscVersion }
 
 // Runsc is the runsc client sandboxes run with.
-func (c *Controller) Runsc() *runsc.Client { return c.runsc }
+func (c *Controller) Runsc() runsc.Runner { return c.runsc }
 
 // OwnsSandbox reports whether id is one of this controller's sandboxes.
 func (c *Controller) OwnsSandbox(id string) bool {
@@ -201,23 +214,22 @@ func (c *Controller) Publisher() events.Publisher { return c.opts.Publisher }
 // Context lives as long as the controller; background work runs under it.
 func (c *Controller) Context() context.Context { return c.ctx }
 
-// RunscFor returns the runsc client for a sandbox's containers (with the
-// sandbox's own flags) and a channel closed when the sandbox has exited.
-func (c *Controller) RunscFor(sandboxID string) (*runsc.Client, <-chan struct{}, error) {
-	s, rec, err := c.running(sandboxID)
-	if err != nil {
-		return nil, nil, err
-	}
-	return c.client(rec), s.exited, nil
+// Go runs f in a goroutine that Close ends (f must return once its
+// context is done) and waits for. Exit monitors run this way.
+func (c *Controller) Go(f func(ctx context.Context)) {
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		f(c.ctx)
+	}()
 }
 
-// SandboxPid is the host pid of a running sandbox's runsc sandbox process.
-func (c *Controller) SandboxPid(id string) (int, error) {
-	_, rec, err := c.running(id)
-	if err != nil {
-		return 0, err
-	}
-	return int(rec.Pid), nil
+// Close ends the controller's background work (exit and OOM monitors, the
+// task runtime's too) and waits for it. Sandboxes keep running: a new
+// controller recovers them, as after a restart of containerd.
+func (c *Controller) Close() {
+	c.cancel()
+	c.bg.Wait()
 }
 
 // running returns a sandbox and its record if it is running, else
@@ -240,18 +252,18 @@ const privateRootsDir = "private"
 
 // privateRoot is a private sandbox's own runsc root.
 func (c *Controller) privateRoot(id string) string {
-	return filepath.Join(c.runsc.Root, privateRootsDir, id)
+	return filepath.Join(c.runsc.RootDir(), privateRootsDir, id)
 }
 
 // removePrivateRoot removes a private sandbox's own runsc root once its
 // sandbox is gone: runsc's shared mount under it first, then the directory.
-func removePrivateRoot(client *runsc.Client) error {
+func removePrivateRoot(client runsc.Runner) error {
 	client.ReleaseSharedMounts()
-	return os.RemoveAll(client.Root)
+	return os.RemoveAll(client.RootDir())
 }
 
 // client is the runsc client of a sandbox: its flags, under its root.
-func (c *Controller) client(rec record) *runsc.Client {
+func (c *Controller) client(rec record) runsc.Runner {
 	cl := c.runsc.For(rec.Flags)
 	if rec.RunscRoot != "" {
 		cl = cl.WithRoot(rec.RunscRoot)

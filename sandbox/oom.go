@@ -28,43 +28,28 @@ func (c *Controller) SetOOMHook(h OOMHook) {
 	c.mu.Unlock()
 }
 
-// OOMKilled reports whether a sandbox has seen an OOM kill.
-func (c *Controller) OOMKilled(sandboxID string) bool {
-	s, err := c.get(sandboxID)
-	if err != nil {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// The exit can be seen before the OOM event is: ask the counter.
-	if !s.oomKilled && s.oomConfirm != nil && s.oomConfirm() {
-		s.oomKilled = true
-	}
-	return s.oomKilled
-}
-
 // watchOOM follows the OOM events of the sandbox cgroup until ctx ends.
 func (c *Controller) watchOOM(ctx context.Context, s *Sandbox, rec record) {
-	confirm := WatchOOM(ctx, rec.ID, rec.SandboxCgroup, func() { c.onOOM(ctx, s, rec.ID) })
+	confirm := watchOOM(ctx, c.opts.CgroupRoot, rec.ID, rec.SandboxCgroup, func() { c.onOOM(ctx, s, rec.ID) })
 	s.mu.Lock()
 	s.oomConfirm = confirm
 	s.mu.Unlock()
 }
 
-// WatchOOM follows the OOM kills in a cgroup (cgroupfs path or systemd
+// watchOOM follows the OOM kills in a cgroup (cgroupfs path or systemd
 // slice:prefix:name) until ctx ends, calling onOOM for each. The returned
 // confirm reports whether the cgroup's oom_kill counter rose since the
 // watch began (nil when there is nothing to watch). The task runtime uses
 // it for the sandboxes it runs itself (gVisor-shim style pods).
-func WatchOOM(ctx context.Context, id, cgroupsPath string, onOOM func()) (confirm func() bool) {
+func watchOOM(ctx context.Context, cgroupRoot, id, cgroupsPath string, onOOM func()) (confirm func() bool) {
 	if cgroupsPath == "" {
 		return nil
 	}
 	l := log.G(ctx).WithField("sandbox", id)
 	rel := cgroupRelPath(cgroupsPath)
-	oomFile := filepath.Join("/sys/fs/cgroup/memory", rel, "memory.oom_control")
+	oomFile := filepath.Join(cgroupRoot, "memory", rel, "memory.oom_control")
 	if cgroups.Mode() == cgroups.Unified {
-		oomFile = filepath.Join("/sys/fs/cgroup", rel, "memory.events")
+		oomFile = filepath.Join(cgroupRoot, rel, "memory.events")
 	}
 	base, _ := readOOMKills(oomFile)
 	confirm = func() bool {
@@ -148,6 +133,12 @@ func (c *Controller) onOOM(ctx context.Context, s *Sandbox, id string) {
 	s.mu.Lock()
 	s.oomKilled = true
 	s.mu.Unlock()
+	c.notifyOOM(ctx, id)
+}
+
+// notifyOOM logs a confirmed OOM kill in a sandbox and tells the task
+// runtime.
+func (c *Controller) notifyOOM(ctx context.Context, id string) {
 	c.logger(ctx, id).Warn("OOM kill in sandbox cgroup")
 	c.mu.Lock()
 	h := c.oomHook

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"time"
 
+	eventtypes "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/log"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shimless/shimless/sandbox/runsc"
 )
@@ -40,8 +43,7 @@ func (c *Controller) recover(ctx context.Context) error {
 		id := strings.TrimSuffix(e.Name(), ".json")
 		rec, err := readRecord(path)
 		if err != nil || rec.ID != id {
-			c.logger(ctx, id).WithError(err).Error("unreadable sandbox record; leaving it and its sandbox untouched")
-			c.unreadable = append(c.unreadable, id)
+			c.keepCorrupt(ctx, id, path, err)
 			continue
 		}
 		l := c.logger(ctx, rec.ID)
@@ -53,7 +55,7 @@ func (c *Controller) recover(ctx context.Context) error {
 			_ = c.cleanupFiles(ctx, rec)
 			continue
 		case StateRunning:
-			if rec.Pid > 0 && isRunscProcess(c.client(rec).Root, int(rec.Pid)) {
+			if rec.Pid > 0 && isRunscProcess(c.client(rec).RootDir(), int(rec.Pid)) {
 				c.sandboxes[rec.ID] = s
 				c.startMonitor(s, rec)
 				l.WithField("pid", rec.Pid).Info("recovered running sandbox")
@@ -69,6 +71,38 @@ func (c *Controller) recover(ctx context.Context) error {
 		c.sandboxes[rec.ID] = s
 	}
 	return nil
+}
+
+// keepCorrupt keeps a sandbox whose record cannot be read as NOTREADY
+// (exited, status unknown) for CRI to stop and remove: nothing of it is
+// killed or deleted until then. Its runsc state and processes are found
+// from runsc's state files for its exact id (its pid is unknown), which
+// is what Stop tears down; Shutdown then removes the record.
+func (c *Controller) keepCorrupt(ctx context.Context, id, path string, cause error) {
+	l := c.logger(ctx, id).WithError(cause)
+	if validateKnownID(id) != nil {
+		l.Error("unreadable sandbox record with an invalid id; leaving it untouched")
+		c.unreadable = append(c.unreadable, id)
+		return
+	}
+	now := time.Now()
+	rec := record{ID: id, Namespace: "k8s.io", State: StateStopped, ExitStatus: ExitUnknown, ExitedAt: now, CreatedAt: now}
+	if strings.HasPrefix(id, PrivateSandboxPrefix) {
+		if fi, err := os.Stat(c.privateRoot(id)); err == nil && fi.IsDir() {
+			rec.RunscRoot = c.privateRoot(id)
+		}
+	}
+	s := newSandbox(rec, path, c.bundleDir(id))
+	s.corrupt = true
+	c.sandboxes[id] = s
+	l.Error("unreadable sandbox record; the sandbox is kept NOTREADY (exit unknown) until CRI stops and removes it")
+	if c.opts.Publisher != nil {
+		if err := c.opts.Publisher.Publish(namespaces.WithNamespace(ctx, rec.Namespace), "/sandboxes/exit", &eventtypes.SandboxExit{
+			SandboxID: id, ExitStatus: ExitUnknown, ExitedAt: timestamppb.New(now),
+		}); err != nil {
+			l.WithError(err).Warn("publish the exit of a sandbox with an unreadable record")
+		}
+	}
 }
 
 // SweepOrphans removes runsc state under our root that nobody owns: a
@@ -89,7 +123,7 @@ func (c *Controller) SweepOrphans(ctx context.Context, ownedByRuntime map[string
 	c.mu.Unlock()
 	sweepRoot(ctx, c.runsc, func(sid string) bool { return known[sid] || ownedByRuntime[sid] })
 	// Private sandboxes' own roots.
-	dirs, _ := os.ReadDir(filepath.Join(c.runsc.Root, privateRootsDir))
+	dirs, _ := os.ReadDir(filepath.Join(c.runsc.RootDir(), privateRootsDir))
 	for _, d := range dirs {
 		sid := d.Name()
 		if !d.IsDir() || known[sid] || ownedByRuntime[sid] {
@@ -105,8 +139,8 @@ func (c *Controller) SweepOrphans(ctx context.Context, ownedByRuntime map[string
 
 // sweepRoot kills and deletes every sandbox under client's root that keep
 // does not claim.
-func sweepRoot(ctx context.Context, client *runsc.Client, keep func(sandboxID string) bool) {
-	entries, err := os.ReadDir(client.Root)
+func sweepRoot(ctx context.Context, client runsc.Runner, keep func(sandboxID string) bool) {
+	entries, err := os.ReadDir(client.RootDir())
 	if err != nil {
 		return
 	}

@@ -75,8 +75,9 @@ type Sandbox struct {
 	mu        sync.Mutex // guards rec, forced
 	rec       record
 	forced    bool // Stop had to kill the process tree
+	corrupt   bool // its record was unreadable at recovery (kept NOTREADY)
 	oomKilled bool // the kernel OOM-killed in the sandbox cgroup
-	// oomConfirm asks the sandbox cgroup's oom_kill counter (see WatchOOM).
+	// oomConfirm asks the sandbox cgroup's oom_kill counter (see watchOOM).
 	oomConfirm func() bool
 	exited     chan struct{} // closed once the sandbox has exited
 	// stopMonitor ends the exit monitor (on Shutdown or controller close).

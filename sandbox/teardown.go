@@ -33,11 +33,11 @@ func (c *Controller) processTree(rec record) []int {
 // SandboxProcessTree is processTree for any sandbox under client's root: a
 // controller's sandbox, or a root container the task runtime runs itself.
 // pid is the sandbox process as its owner recorded it (0 if unknown).
-func SandboxProcessTree(client *runsc.Client, sandboxID string, pid uint32) []int {
+func SandboxProcessTree(client runsc.Runner, sandboxID string, pid uint32) []int {
 	seen := map[int]bool{}
 	var out []int
 	add := func(p int) {
-		if p > 0 && p != os.Getpid() && !seen[p] && isRunscProcess(client.Root, p) {
+		if p > 0 && p != os.Getpid() && !seen[p] && isRunscProcess(client.RootDir(), p) {
 			seen[p] = true
 			out = append(out, p)
 		}
@@ -97,7 +97,7 @@ func (c *Controller) killTree(ctx context.Context, rec record) {
 
 // KillSandboxTree SIGKILLs the process tree of a sandbox under client's
 // root (see SandboxProcessTree) and waits, bounded, for it to be gone.
-func KillSandboxTree(ctx context.Context, client *runsc.Client, sandboxID string, pid uint32) {
+func KillSandboxTree(ctx context.Context, client runsc.Runner, sandboxID string, pid uint32) {
 	killProcesses(ctx, sandboxID, SandboxProcessTree(client, sandboxID, pid))
 }
 
@@ -214,12 +214,12 @@ func removeCgroups(ctx context.Context, id, cgroupsPath string) {
 	}
 }
 
-// KillSandbox tears down a running sandbox that does not answer: its whole
+// killSandbox tears down a running sandbox that does not answer: its whole
 // process tree is SIGKILLed, it reads as killed (137), and KillSandbox
 // returns once its exit has been recorded (bounded). The task runtime uses
 // it when a container of the sandbox cannot be killed through runsc: the
 // sentry holds every container, so the sandbox must go.
-func (c *Controller) KillSandbox(ctx context.Context, id string) error {
+func (c *Controller) killSandbox(ctx context.Context, id string) error {
 	s, rec, err := c.running(id)
 	if err != nil {
 		if errdefs.IsFailedPrecondition(err) {
@@ -244,16 +244,4 @@ func (c *Controller) forceKill(ctx context.Context, s *Sandbox, rec record) erro
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("sandbox %s did not exit after its process tree was killed: %w", rec.ID, errdefs.ErrUnavailable)
 	}
-}
-
-// Forced reports whether a sandbox was torn down by force (its containers'
-// exits were not seen and read as SIGKILL's 137).
-func (c *Controller) Forced(id string) bool {
-	s, err := c.get(id)
-	if err != nil {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.forced
 }

@@ -46,7 +46,7 @@ type Container = runc.Container
 // For returns a client for one sandbox: the same binary and root, with the
 // sandbox's own global flags (e.g. network=host) added. runsc reads those
 // flags on every invocation, not only at create.
-func (c *Client) For(flags map[string]string) *Client {
+func (c *Client) For(flags map[string]string) Runner {
 	if len(flags) == 0 {
 		return c
 	}
@@ -60,11 +60,17 @@ func (c *Client) For(flags map[string]string) *Client {
 }
 
 // WithRoot returns a copy of the client that runs runsc under root.
-func (c *Client) WithRoot(root string) *Client {
+func (c *Client) WithRoot(root string) Runner {
 	cp := *c
 	cp.Root = root
 	return &cp
 }
+
+// RootDir is runsc's --root.
+func (c *Client) RootDir() string { return c.Root }
+
+// FlagSet is the client's global flags.
+func (c *Client) FlagSet() map[string]string { return c.Flags }
 
 // DebugLogHint names where runsc's debug logs are, for error messages.
 func (c *Client) DebugLogHint() string {
@@ -225,7 +231,7 @@ func (c *Client) ControlSocket(sandboxID string) string {
 
 // containerManagerWait is runsc's control RPC that blocks until a
 // container's init process exits (gvisor.dev/gvisor/runsc/boot.ContMgrWait).
-const containerManagerWait = "containerManager.Wait"
+const containerManagerWait = MethodWait
 
 // WaitContainer blocks, in this process and without starting one, until
 // container cid of sandbox sandboxID has exited, and returns its wait
@@ -328,7 +334,7 @@ func (o IO) Set(cmd *exec.Cmd) {
 
 // containerManagerExecuteAsync is runsc's control RPC that starts a
 // process in a container and returns its pid (runsc/boot.ContMgrExecuteAsync).
-const containerManagerExecuteAsync = "containerManager.ExecuteAsync"
+const containerManagerExecuteAsync = MethodExecuteAsync
 
 // Exec starts a process in a running container of sandbox sandboxID over
 // the control socket and returns its pid inside the sandbox. This is what
@@ -458,7 +464,7 @@ type waitPIDArgs struct {
 
 // containerManagerWaitPID is runsc's control RPC that waits for one
 // process of a container (runsc/boot.ContMgrWaitPID).
-const containerManagerWaitPID = "containerManager.WaitPID"
+const containerManagerWaitPID = MethodWaitPID
 
 // WaitPID blocks in this process until process pid of container cid exits.
 func (c *Client) WaitPID(ctx context.Context, sandboxID, cid string, pid int) (unix.WaitStatus, error) {

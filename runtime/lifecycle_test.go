@@ -1,0 +1,411 @@
+package runtime
+
+// The lifecycle through the runsc seam: each test drives a defect found on
+// the stop-6 code (issue 10) with the fake runsc, and the races with -race.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/runtime"
+	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
+
+	"github.com/shimless/shimless/sandbox/runsc/runscfake"
+)
+
+// An exec started while its container exits: never a double close of its
+// exit channel (a panic that took containerd down), its Wait returns, and
+// its exit is published before its container's, at most once. The first
+// case is deterministic: the container's exit is delivered while runsc
+// exec is in flight; the second races the two freely.
+func TestExecStartRacesContainerExit(t *testing.T) {
+	e := newEnv(t)
+	e.pod("pod")
+	check := func(id string, task runtime.Task, p runtime.ExecProcess) {
+		t.Helper()
+		e.wait(task)
+		e.wait(p)
+		topics := e.events.topics(id)
+		exits := 0
+		for j, tp := range topics {
+			if tp == "/tasks/exit:probe" {
+				exits++
+				for _, before := range topics[:j] {
+					if before == "/tasks/exit" {
+						t.Fatalf("%s: exec exit after its container's: %s", id, joined(topics))
+					}
+				}
+			}
+		}
+		if exits > 1 {
+			t.Fatalf("%s: exec exit published %d times", id, exits)
+		}
+		_, _ = p.Delete(e.ctx)
+		if _, err := e.r.Delete(e.ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	task := e.container("pod", "c0", true)
+	p := e.exec(task, "probe", false)
+	e.fake.SetHook("Exec", func(ctx context.Context, _, _ string) error {
+		task.(*Task).exit(ctx, 0) // the exit watch delivers the exit now
+		return nil
+	})
+	if err := p.Start(e.ctx); !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("exec start across its container's exit: %v, want FailedPrecondition", err)
+	}
+	e.fake.SetHook("Exec", nil)
+	check("c0", task, p)
+
+	for i := range 30 {
+		id := fmt.Sprintf("c%d", i+1)
+		task := e.container("pod", id, true)
+		p := e.exec(task, "probe", false)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = p.Start(e.ctx) }()
+		go func() { defer wg.Done(); e.fake.Exit(id, 0) }()
+		wg.Wait()
+		check(id, task, p)
+	}
+}
+
+// Two Deletes at once: one succeeds, the other is NotFound, one TaskDelete.
+func TestDeleteRacesDelete(t *testing.T) {
+	e := newEnv(t)
+	e.pod("pod")
+	for i := range 20 {
+		id := fmt.Sprintf("c%d", i)
+		task := e.container("pod", id, true)
+		e.fake.Exit(id, 3)
+		e.wait(task)
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for k := range 2 {
+			wg.Add(1)
+			go func() { defer wg.Done(); _, errs[k] = e.r.Delete(e.ctx, id) }()
+		}
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			if err == nil {
+				ok++
+			} else if !errdefs.IsNotFound(err) {
+				t.Fatalf("second delete: %v, want NotFound", err)
+			}
+		}
+		if ok != 1 || e.events.count(id, "/tasks/delete") != 1 {
+			t.Fatalf("%s: %d deletes succeeded, %d TaskDelete events", id, ok, e.events.count(id, "/tasks/delete"))
+		}
+	}
+}
+
+// Kill of a created task racing its Start: no panic, the task ends
+// stopped, Wait returns, nothing stays running in runsc.
+func TestKillRacesStart(t *testing.T) {
+	e := newEnv(t)
+	e.pod("pod")
+	for i := range 20 {
+		id := fmt.Sprintf("c%d", i)
+		task := e.container("pod", id, false)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = task.Start(e.ctx) }()
+		go func() { defer wg.Done(); _ = task.Kill(e.ctx, uint32(unix.SIGKILL), true) }()
+		wg.Wait()
+		// Whichever won, the task ends.
+		_ = task.Kill(e.ctx, uint32(unix.SIGKILL), true)
+		e.wait(task)
+		if st := status(t, task); st != runtime.StoppedStatus {
+			t.Fatalf("%s: %v after kill, want stopped", id, st)
+		}
+		if c := e.fake.Container(id); c != nil && c.Status == "running" {
+			t.Fatalf("%s: still running in runsc", id)
+		}
+		if _, err := e.r.Delete(e.ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A record write that fails (a full disk) never wedges a task: its exit is
+// applied and Wait returns; Delete still works.
+func TestRecordWriteFailureDoesNotWedge(t *testing.T) {
+	e := newEnv(t)
+	e.pod("pod")
+	task := e.container("pod", "c1", true)
+	defer func(w func(string, any) error) { writeJSON = w }(writeJSON)
+	writeJSON = func(string, any) error { return fmt.Errorf("write: %w", syscall.ENOSPC) }
+	e.fake.Exit("c1", 7)
+	if exit := e.wait(task); exit.Status != 7 {
+		t.Fatalf("exit %d, want 7", exit.Status)
+	}
+	if _, err := e.r.Delete(e.ctx, "c1"); err != nil {
+		t.Fatalf("delete with a full disk: %v", err)
+	}
+}
+
+// A runsc that hangs on SIGKILL: Kill returns within its bound, the
+// sandbox's process tree is killed and the container reads 137.
+func TestHungKillEscalates(t *testing.T) {
+	defer func(d time.Duration) { killBound = d }(killBound)
+	killBound = 300 * time.Millisecond
+	e := newEnv(t)
+	e.pod("pod")
+	task := e.container("pod", "c1", true)
+	pid := e.fake.SandboxPid("pod")
+	e.fake.SetHook("Kill", runscfake.Hang)
+	begin := time.Now()
+	if err := task.Kill(e.ctx, uint32(unix.SIGKILL), true); err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Fatalf("kill took %s", took)
+	}
+	if exit := e.wait(task); exit.Status != 137 {
+		t.Fatalf("exit %d, want 137", exit.Status)
+	}
+	if unix.Kill(pid, 0) == nil && !zombie(pid) {
+		t.Fatalf("sandbox process %d still alive", pid)
+	}
+}
+
+func zombie(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err != nil || len(data) > 0 && containsState(string(data), 'Z')
+}
+
+func containsState(stat string, st byte) bool {
+	for i := len(stat) - 1; i > 0; i-- {
+		if stat[i] == ')' && i+2 < len(stat) {
+			return stat[i+2] == st
+		}
+	}
+	return false
+}
+
+// A signal other than SIGKILL to a hung sandbox: Unavailable within the
+// bound, the task keeps running.
+func TestHungSignalUnavailable(t *testing.T) {
+	defer func(d time.Duration) { killBound = d }(killBound)
+	killBound = 300 * time.Millisecond
+	e := newEnv(t)
+	e.pod("pod")
+	task := e.container("pod", "c1", true)
+	e.fake.SetHook("Kill", runscfake.Hang)
+	if err := task.Kill(e.ctx, uint32(unix.SIGTERM), false); !errdefs.IsUnavailable(err) {
+		t.Fatalf("SIGTERM to a hung sandbox: %v, want Unavailable", err)
+	}
+	if st := status(t, task); st != runtime.RunningStatus {
+		t.Fatalf("%v, want running", st)
+	}
+	e.fake.SetHook("Kill", nil)
+}
+
+// setOOMKills writes a fake pod cgroup's OOM kill counter (v1 and v2).
+func (e *env) setOOMKills(rel string, n int) {
+	for _, f := range []string{filepath.Join(e.dir, "cgroup", "memory", rel, "memory.oom_control"), filepath.Join(e.dir, "cgroup", rel, "memory.events")} {
+		must(e.t, os.MkdirAll(filepath.Dir(f), 0o755))
+		must(e.t, os.WriteFile(f, []byte(fmt.Sprintf("oom_kill_disable 0\nunder_oom 0\noom_kill %d\n", n)), 0o644))
+	}
+}
+
+// An OOM kill of the sandbox seen first as the sandbox's death (before the
+// OOM event, which may never come): the cgroup's counter confirms it, the
+// containers' lost exits read 137 and TaskOOM comes before TaskExit.
+func TestSandboxOOMBeforeExit(t *testing.T) {
+	e := newEnv(t)
+	e.setOOMKills("k8s.io/pod", 0)
+	e.pod("pod")
+	task := e.container("pod", "c1", true)
+	e.setOOMKills("k8s.io/pod", 1)
+	e.fake.KillSandbox("pod")
+	if exit := e.wait(task); exit.Status != 137 {
+		t.Fatalf("exit %d, want 137", exit.Status)
+	}
+	topics := e.events.topics("c1")
+	if joined(topics) != "/tasks/create /tasks/start /tasks/oom /tasks/exit" {
+		t.Fatalf("events %s", joined(topics))
+	}
+}
+
+// Pause is persisted: a paused container reads paused after a restart.
+func TestPauseSurvivesRestart(t *testing.T) {
+	e := newEnv(t)
+	e.pod("pod")
+	task := e.container("pod", "c1", true)
+	must(t, task.Pause(e.ctx))
+	e.start() // containerd restarts
+	got, err := e.r.Get(e.ctx, "c1")
+	must(t, err)
+	if st := status(t, got); st != runtime.PausedStatus {
+		t.Fatalf("after restart %v, want paused", st)
+	}
+	must(t, got.Resume(e.ctx))
+	if st := status(t, got); st != runtime.RunningStatus {
+		t.Fatalf("after resume %v, want running", st)
+	}
+}
+
+// A runsc state that fails (a timeout under load) during recovery does not
+// count as an exit: the container stays running and its exit is seen later.
+func TestRecoveryStateErrorIsNotExit(t *testing.T) {
+	e := newEnv(t)
+	e.pod("pod")
+	e.container("pod", "c1", true)
+	e.fake.SetHook("State", runscfake.Fail(context.DeadlineExceeded))
+	e.start()
+	e.fake.SetHook("State", nil)
+	task, err := e.r.Get(e.ctx, "c1")
+	must(t, err)
+	if st := status(t, task); st != runtime.RunningStatus {
+		t.Fatalf("after recovery %v, want running", st)
+	}
+	e.fake.Exit("c1", 4)
+	if exit := e.wait(task); exit.Status != 4 {
+		t.Fatalf("exit %d, want 4", exit.Status)
+	}
+}
+
+// An unreadable task record: recovery keeps the task's directory and does
+// not delete its runsc container.
+func TestRecoveryKeepsUnreadableRecord(t *testing.T) {
+	e := newEnv(t)
+	e.pod("pod")
+	e.container("pod", "c1", true)
+	rec := filepath.Join(e.dir, "tasks", "k8s.io", "c1", "task.json")
+	must(t, os.WriteFile(rec, []byte("{garbage"), 0o600))
+	e.start()
+	if _, err := os.Stat(rec); err != nil {
+		t.Fatalf("record removed: %v", err)
+	}
+	if c := e.fake.Container("c1"); c == nil || c.Status != "running" {
+		t.Fatalf("runsc container touched: %+v", c)
+	}
+}
+
+// PluginInfo does not cache a failure.
+func TestPluginInfoRetriesAfterError(t *testing.T) {
+	e := newEnv(t)
+	e.fake.SetHook("Features", runscfake.Fail(errors.New("runsc busy")))
+	if _, err := e.r.PluginInfo(e.ctx, nil); err == nil {
+		t.Fatal("PluginInfo succeeded while runsc failed")
+	}
+	e.fake.SetHook("Features", nil)
+	if _, err := e.r.PluginInfo(e.ctx, nil); err != nil {
+		t.Fatalf("PluginInfo after runsc recovered: %v", err)
+	}
+}
+
+// A create that fails after runsc create leaks nothing: no fd, no task
+// directory, no runsc container.
+func TestCreateFailureLeaksNothing(t *testing.T) {
+	e := newEnv(t)
+	e.pod("pod")
+	e.container("pod", "warm", false) // warm up lazily opened fds
+	before := openFDs(t)
+	orig := writeJSON
+	writeJSON = func(string, any) error { return fmt.Errorf("write: %w", syscall.ENOSPC) }
+	_, err := e.r.Create(e.ctx, "c1", e.createOpts("pod"))
+	writeJSON = orig
+	if err == nil {
+		t.Fatal("create succeeded without its record")
+	}
+	if after := openFDs(t); after != before {
+		t.Fatalf("fds %d -> %d", before, after)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "tasks", "k8s.io", "c1")); !os.IsNotExist(err) {
+		t.Fatalf("task dir left: %v", err)
+	}
+	if e.fake.Container("c1") != nil {
+		t.Fatal("runsc container left")
+	}
+	if _, err := e.r.Get(e.ctx, "c1"); !errdefs.IsNotFound(err) {
+		t.Fatalf("get after failed create: %v", err)
+	}
+}
+
+// Illegal operations are FailedPrecondition, never a panic.
+func TestIllegalTransitions(t *testing.T) {
+	e := newEnv(t)
+	e.pod("pod")
+	task := e.container("pod", "c1", true)
+	if err := task.Start(e.ctx); !errdefs.IsFailedPrecondition(err) {
+		t.Errorf("second start: %v", err)
+	}
+	if _, err := e.r.Delete(e.ctx, "c1"); !errdefs.IsFailedPrecondition(err) {
+		t.Errorf("delete of a running task: %v", err)
+	}
+	p := e.exec(task, "x", true)
+	if err := p.Start(e.ctx); !errdefs.IsFailedPrecondition(err) {
+		t.Errorf("second exec start: %v", err)
+	}
+	if _, err := p.Delete(e.ctx); !errdefs.IsFailedPrecondition(err) {
+		t.Errorf("delete of a running exec: %v", err)
+	}
+	e.fake.Exit("c1", 0)
+	e.wait(task)
+	e.wait(p)
+	if err := task.Pause(e.ctx); !errdefs.IsFailedPrecondition(err) {
+		t.Errorf("pause of a stopped task: %v", err)
+	}
+	if _, err := task.Exec(e.ctx, "y", runtime.ExecOpts{Spec: nil}); err == nil {
+		t.Errorf("exec in a stopped task succeeded")
+	}
+}
+
+// A sandbox that dies without an OOM kill (its counter unchanged), as the
+// cgroup v1 eventfd also fires on cgroup removal: exit unknown, no OOM.
+func TestSandboxDeathWithoutOOM(t *testing.T) {
+	e := newEnv(t)
+	e.setOOMKills("k8s.io/pod", 3)
+	e.pod("pod")
+	task := e.container("pod", "c1", true)
+	e.fake.KillSandbox("pod")
+	if exit := e.wait(task); exit.Status != exitUnknown {
+		t.Fatalf("exit %d, want %d", exit.Status, exitUnknown)
+	}
+	if n := e.events.count("c1", "/tasks/oom"); n != 0 {
+		t.Fatalf("%d OOM events without an OOM kill", n)
+	}
+}
+
+// A gVisor-shim style pod (its pause container a root task here) whose
+// sandbox is OOM-killed: the root and its containers end (137, OOM first)
+// instead of waiting forever on a control socket nobody answers; they can
+// then be deleted and nothing of the root is left registered.
+func TestShimStyleSandboxOOMKilled(t *testing.T) {
+	e := newEnv(t)
+	e.setOOMKills("k8s.io/pause", 0)
+	root, err := e.r.Create(e.ctx, "pause", e.rootOpts("pause"))
+	must(t, err)
+	must(t, root.Start(e.ctx))
+	task := e.container("pause", "c1", true)
+	e.setOOMKills("k8s.io/pause", 1)
+	e.fake.KillSandbox("pause")
+	for _, p := range []runtime.Task{task, root} {
+		if exit := e.wait(p); exit.Status != exitKilled {
+			t.Fatalf("%s: exit %d, want %d", p.ID(), exit.Status, exitKilled)
+		}
+	}
+	if got := joined(e.events.topics("c1")); got != "/tasks/create /tasks/start /tasks/oom /tasks/exit" {
+		t.Fatalf("c1 events: %s", got)
+	}
+	for _, id := range []string{"c1", "pause"} {
+		if _, err := e.r.Delete(e.ctx, id); err != nil {
+			t.Fatalf("delete %s: %v", id, err)
+		}
+	}
+	if _, err := e.r.Create(e.ctx, "c2", e.createOpts("pause")); !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("container in a removed root sandbox: %v", err)
+	}
+}

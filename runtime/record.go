@@ -1,0 +1,65 @@
+package runtime
+
+import (
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/runtime"
+
+	"github.com/shimless/shimless/sandbox"
+)
+
+// writeJSON writes a record atomically (a variable for fault injection).
+var writeJSON = sandbox.WriteJSONAtomic
+
+// taskRecord is a task's persisted state (task.json in its directory). It
+// is written before containerd learns of the task (Create) and after each
+// transition; recovery rebuilds the Task from it.
+type taskRecord struct {
+	ID        string `json:"id"`
+	Namespace string `json:"namespace"`
+	SandboxID string `json:"sandboxId"`
+	// Root: the task is its sandbox's root container (sandbox.KindRoot);
+	// Private: it owns a private sandbox (sandbox.KindPrivate).
+	Root       bool           `json:"root"`
+	Private    bool           `json:"private,omitempty"`
+	Cgroups    string         `json:"cgroups,omitempty"`
+	TTYIndex   int            `json:"ttyIndex"`
+	TTYHolder  int            `json:"ttyHolder,omitempty"`
+	IO         runtime.IO     `json:"io"`
+	Status     runtime.Status `json:"status"`
+	Pid        uint32         `json:"pid"`
+	ExitStatus uint32         `json:"exitStatus"`
+	ExitedAt   time.Time      `json:"exitedAt,omitzero"`
+	Flags      map[string]string
+	// RunscRoot is the runsc root of the task's sandbox when it is not the
+	// shared one (a standalone container's private sandbox).
+	RunscRoot string `json:"runscRoot,omitempty"`
+}
+
+// kind is the kind of the task's sandbox.
+func (r *taskRecord) kind() sandbox.Kind {
+	switch {
+	case r.Root:
+		return sandbox.KindRoot
+	case r.Private:
+		return sandbox.KindPrivate
+	}
+	return sandbox.KindPod
+}
+
+// persist writes the task's record. Writes are serialised and each takes
+// its snapshot under recMu, so the last write carries the latest state.
+func (t *Task) persist() error {
+	t.recMu.Lock()
+	defer t.recMu.Unlock()
+	t.mu.Lock()
+	rec := taskRecord{
+		ID: t.id, Namespace: t.ns, SandboxID: t.sb.ID(), Root: t.sb.IsRoot(t.id), Private: t.sb.Kind() == sandbox.KindPrivate,
+		Cgroups: t.cgroups, TTYIndex: t.ttyIndex, TTYHolder: t.ttyHolder, IO: t.io,
+		Status: t.status, Pid: t.pid, ExitStatus: t.exitStatus, ExitedAt: t.exitedAt,
+		Flags: t.sb.Runsc().FlagSet(), RunscRoot: t.sb.RunscRoot(),
+	}
+	t.mu.Unlock()
+	return writeJSON(filepath.Join(t.dir, "task.json"), rec)
+}
