@@ -272,6 +272,16 @@ func (e *Exec) Delete(ctx context.Context) (*runtime.Exit, error) {
 	e.op.Lock()
 	defer e.op.Unlock()
 	e.mu.Lock()
+	if e.status == runtime.StoppedStatus {
+		// Its exit is published before its channel closes: wait for that.
+		e.mu.Unlock()
+		select {
+		case <-e.exited:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		e.mu.Lock()
+	}
 	if e.status == runtime.DeletedStatus {
 		e.mu.Unlock()
 		return nil, fmt.Errorf("exec %s in %s: %w", e.id, e.task.id, errdefs.ErrNotFound)

@@ -15,7 +15,10 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/runtime"
+	"github.com/containerd/containerd/v2/pkg/protobuf/types"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/shimless/shimless/sandbox/runsc/runscfake"
@@ -407,5 +410,148 @@ func TestShimStyleSandboxOOMKilled(t *testing.T) {
 	}
 	if _, err := e.r.Create(e.ctx, "c2", e.createOpts("pause")); !errdefs.IsFailedPrecondition(err) {
 		t.Fatalf("container in a removed root sandbox: %v", err)
+	}
+}
+
+// runsc hanging at each call: the call returns at its deadline with an
+// error, the task stays in a state it can leave (nothing half-done), and
+// once runsc answers again the task can be finished and removed.
+func TestRunscHangsAtEachCall(t *testing.T) {
+	for _, method := range []string{"Create", "Start", "Exec", "Pause", "Kill", "Delete", "Update"} {
+		t.Run(method, func(t *testing.T) {
+			defer func(d time.Duration) { killBound = d }(killBound)
+			killBound = 200 * time.Millisecond
+			e := newEnv(t)
+			e.pod("pod")
+			var task runtime.Task
+			if method != "Create" {
+				task = e.container("pod", "c1", method != "Start")
+			}
+			e.fake.SetHook(method, runscfake.Hang)
+			ctx, cancel := context.WithTimeout(e.ctx, 300*time.Millisecond)
+			defer cancel()
+			begin := time.Now()
+			var err error
+			switch method {
+			case "Create":
+				_, err = e.r.Create(ctx, "c1", e.createOpts("pod"))
+			case "Start":
+				err = task.Start(ctx)
+			case "Exec":
+				err = e.exec(task, "x", false).Start(ctx)
+			case "Pause":
+				err = task.Pause(ctx)
+			case "Kill":
+				err = task.Kill(ctx, uint32(unix.SIGTERM), false)
+			case "Delete":
+				e.fake.SetHook(method, nil)
+				must(t, task.Kill(e.ctx, uint32(unix.SIGKILL), true))
+				e.wait(task)
+				e.fake.SetHook(method, runscfake.Hang)
+				_, err = e.r.Delete(ctx, "c1")
+			case "Update":
+				err = task.Update(ctx, mustAny(t, &specs.LinuxResources{}), nil)
+			}
+			if err == nil {
+				t.Fatalf("%s succeeded while runsc hung", method)
+			}
+			if took := time.Since(begin); took > 3*time.Second {
+				t.Fatalf("%s took %s", method, took)
+			}
+			e.fake.SetHook(method, nil)
+			if method == "Create" {
+				if _, err := os.Stat(filepath.Join(e.dir, "tasks", "k8s.io", "c1")); !os.IsNotExist(err) {
+					t.Fatalf("task dir left after a hung create: %v", err)
+				}
+				return
+			}
+			// runsc answers again: the task can be finished and removed.
+			if st := status(t, task); st != runtime.StoppedStatus {
+				if err := task.Kill(e.ctx, uint32(unix.SIGKILL), true); err != nil {
+					t.Fatalf("kill after %s hung: %v", method, err)
+				}
+			}
+			e.wait(task)
+			if _, err := e.r.Delete(e.ctx, "c1"); err != nil {
+				t.Fatalf("delete after %s hung: %v", method, err)
+			}
+		})
+	}
+}
+
+func mustAny(t *testing.T, v any) *types.Any {
+	t.Helper()
+	a, err := typeurl.MarshalAnyToProto(v)
+	must(t, err)
+	return a
+}
+
+// Every lifecycle call racing every other on the same tasks (run with
+// -race): no panic, no deadlock, and every task ends with exactly one init
+// exit and one delete event.
+func TestLifecycleCallsRaceEachOther(t *testing.T) {
+	e := newEnv(t)
+	e.pod("pod")
+	const n = 8
+	var wg sync.WaitGroup
+	for i := range n {
+		id := fmt.Sprintf("c%d", i)
+		task := e.container("pod", id, false)
+		ops := []func(){
+			func() { _ = task.Start(e.ctx) },
+			func() { _ = task.Kill(e.ctx, uint32(unix.SIGKILL), true) },
+			func() { _ = task.Kill(e.ctx, uint32(unix.SIGTERM), false) },
+			func() { _ = task.Pause(e.ctx) },
+			func() { _ = task.Resume(e.ctx) },
+			func() { _, _ = task.State(e.ctx) },
+			func() { _, _ = task.Stats(e.ctx) },
+			func() { _ = task.Update(e.ctx, mustAny(t, &specs.LinuxResources{}), nil) },
+			func() {
+				a := mustAny(t, &specs.Process{Args: []string{"true"}, Cwd: "/"})
+				if p, err := task.Exec(e.ctx, fmt.Sprintf("x%d", time.Now().UnixNano()), runtime.ExecOpts{Spec: a}); err == nil {
+					_ = p.Start(e.ctx)
+					_ = p.Kill(e.ctx, uint32(unix.SIGKILL), false)
+					_, _ = p.Delete(e.ctx)
+				}
+			},
+			func() { e.fake.Exit(id, 1) },
+			func() { _, _ = e.r.Delete(e.ctx, id) },
+		}
+		for k := range 3 * len(ops) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ops[(k*7+i)%len(ops)]()
+			}()
+		}
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("lifecycle calls deadlocked")
+	}
+	for i := range n {
+		id := fmt.Sprintf("c%d", i)
+		if task, err := e.r.Get(e.ctx, id); err == nil {
+			_ = task.Resume(e.ctx)
+			_ = task.Kill(e.ctx, uint32(unix.SIGKILL), true)
+			e.wait(task)
+			if _, err := e.r.Delete(e.ctx, id); err != nil {
+				t.Fatalf("%s: delete: %v", id, err)
+			}
+		}
+		// One exit for a task that started (or was killed before it
+		// could); a task deleted before it ran has none. Never after the
+		// delete.
+		topics := e.events.topics(id)
+		exits, started := e.events.count(id, "/tasks/exit"), e.events.count(id, "/tasks/start")
+		if exits > 1 || (started == 1 && exits != 1) || (exits == 1 && topics[len(topics)-1] != "/tasks/delete") {
+			t.Errorf("%s: events %s", id, joined(topics))
+		}
+		if got := e.events.count(id, "/tasks/delete"); got != 1 {
+			t.Errorf("%s: %d deletes", id, got)
+		}
 	}
 }

@@ -356,6 +356,14 @@ func (t *Task) delete(ctx context.Context) (_ *runtime.Exit, retErr error) {
 		return nil, fmt.Errorf("container %s is running: %w", t.id, errdefs.ErrFailedPrecondition)
 	case runtime.DeletedStatus:
 		return nil, fmt.Errorf("runsc task %s: %w", t.id, errdefs.ErrNotFound)
+	case runtime.StoppedStatus:
+		// The exit is applied (and published) before its channel closes:
+		// TaskDelete never comes before TaskExit.
+		select {
+		case <-t.exited:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	client := t.sb.Runsc()
 	if err := client.Delete(ctx, t.id); err != nil {
