@@ -40,7 +40,7 @@ GO_BUILD := CGO_ENABLED=0 $(GO) build $(MOD) -trimpath -tags '$(GO_TAGS)'
 
 BINARIES := bin/containerd bin/ctr bin/containerd-shim-runc-v2 bin/runsc bin/shimless-pause bin/shimless-traces
 
-.PHONY: all binaries images demo test unit integration bench install release clean check-gvisor-pin modfile FORCE
+.PHONY: all binaries images demo test unit integration bench install release clean check-gvisor-pin modfile stock FORCE
 all: binaries
 binaries: $(BINARIES)
 
@@ -84,10 +84,25 @@ bin/nerdctl: build/nerdctl/go.mod build/nerdctl/go.sum
 bin/crictl: build/tools/go.mod build/tools/go.sum
 	CGO_ENABLED=0 $(GO) build -C build/tools -trimpath -o $(CURDIR)/$@ sigs.k8s.io/cri-tools/cmd/crictl
 
+# The reference the bench and the conformance runs compare against: stock
+# containerd v2.4.2 (unpatched, from the module cache, through the
+# top-level go.mod without our CRI patches) and gVisor's
+# containerd-shim-runsc-v1 from the pinned gVisor (build/gvisor-shim).
+stock: bin/stock/containerd bin/stock/containerd-shim-runsc-v1
+bin/stock/containerd: go.mod go.sum
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(GO_TAGS)' \
+		-ldflags '-X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD_VERSION)' \
+		-o $@ github.com/containerd/containerd/v2/cmd/containerd
+bin/stock/containerd-shim-runsc-v1: build/gvisor-shim/go.mod build/gvisor-shim/go.sum | check-gvisor-pin
+	CGO_ENABLED=0 $(GO) build -C build/gvisor-shim -trimpath -o $(CURDIR)/$@ gvisor.dev/gvisor/shim
+
 check-gvisor-pin:
 	@pin=$$(awk '$$1=="gvisor.dev/gvisor" {print $$2; exit}' build/runsc/go.mod); \
 	if [ "$$pin" != "$(GVISOR_VERSION)" ]; then \
 		echo "gvisor.dev/gvisor is $(GVISOR_VERSION) in go.mod but $$pin in build/runsc/go.mod" >&2; exit 1; fi
+	@pin=$$(awk '$$1=="require" && $$2=="gvisor.dev/gvisor" {print $$3; exit} $$1=="gvisor.dev/gvisor" {print $$2; exit}' build/gvisor-shim/go.mod); \
+	if [ "$$pin" != "$(GVISOR_VERSION)" ]; then \
+		echo "gvisor.dev/gvisor is $(GVISOR_VERSION) in go.mod but $$pin in build/gvisor-shim/go.mod" >&2; exit 1; fi
 
 images: bin/shimless-pause FORCE
 	$(GO) run $(MOD) ./integration/cmd/testimages -pause bin/shimless-pause -o _output/images.tar
