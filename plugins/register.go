@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/containerd/containerd/v2/core/events"
+	csandbox "github.com/containerd/containerd/v2/core/sandbox"
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/log"
 	"github.com/containerd/plugin"
@@ -122,6 +123,9 @@ func initCore(ic *plugin.InitContext) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runsc task runtime: %w", err)
 	}
+	// CRI's PortForward reaches a runsc pod's port through the Sentry
+	// (patch 0002): the pod's network stack is not in its netns.
+	csandbox.RegisterPortDialer(c.DialPort)
 	return &coreInstance{controller: c, runtime: r}, nil
 }
 

@@ -2,7 +2,9 @@ package sandbox
 
 import (
 	"context"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -227,5 +229,38 @@ func TestStartFailureLeavesNothing(t *testing.T) {
 		if _, err := os.Stat(d); !os.IsNotExist(err) {
 			t.Errorf("%s left: %v", d, err)
 		}
+	}
+}
+
+// DialPort serves our running sandboxes only: a pod's port is reached
+// through runsc (the fake echoes), a stopped pod is FailedPrecondition, a
+// sandbox that is not ours is left to CRI, and a bad port is refused.
+func TestDialPort(t *testing.T) {
+	e := newFakeEnv(t)
+	e.pod("pod")
+	conn, handled, err := e.c.DialPort(e.ctx, "pod", 8080)
+	if !handled || err != nil {
+		t.Fatalf("DialPort: handled %v, %v", handled, err)
+	}
+	go func() { _, _ = conn.Write([]byte("ping")) }()
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo through the forwarded port: %q, %v", buf, err)
+	}
+	conn.Close()
+	if _, handled, _ := e.c.DialPort(e.ctx, "not-ours", 80); handled {
+		t.Fatal("a sandbox that is not ours was handled")
+	}
+	if _, _, err := e.c.DialPort(e.ctx, "pod", 70000); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("port 70000: %v", err)
+	}
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(e.c.Stop(e.ctx, "pod"))
+	if _, handled, err := e.c.DialPort(e.ctx, "pod", 8080); !handled || !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("stopped pod: handled %v, %v", handled, err)
 	}
 }

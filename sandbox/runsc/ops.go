@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -519,4 +520,33 @@ func connect(ctx context.Context, path string) (*urpc.Client, error) {
 		}()
 		return nil, ctx.Err()
 	}
+}
+
+// portForwardArgs is runsc/boot.PortForwardOpts (uRPC encodes by field
+// name; runsc/boot does not build against containerd's runtime-spec).
+type portForwardArgs struct {
+	urpc.FilePayload
+	ContainerID string
+	Port        uint16
+}
+
+// PortForward connects to a TCP port of a sandbox's network stack (gVisor's
+// netstack, or the host's with network=host) through the control socket:
+// the Sentry dials the port from inside and splices it to one end of a
+// socket pair; the other end is returned. cid is a started container of
+// the sandbox (its root).
+func (c *Client) PortForward(ctx context.Context, sandboxID, cid string, port uint16) (net.Conn, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("port forward socket pair: %w", err)
+	}
+	ours := os.NewFile(uintptr(fds[0]), "port-forward")
+	defer ours.Close()
+	theirs := os.NewFile(uintptr(fds[1]), "port-forward-sandbox")
+	defer theirs.Close()
+	args := &portForwardArgs{FilePayload: urpc.FilePayload{Files: []*os.File{theirs}}, ContainerID: cid, Port: port}
+	if err := c.rpc(ctx, sandboxID, MethodPortForward, args, &struct{}{}); err != nil {
+		return nil, fmt.Errorf("port forward to port %d: %w", port, err)
+	}
+	return net.FileConn(ours)
 }

@@ -2,6 +2,7 @@ package runsc
 
 import (
 	"context"
+	"net"
 	"os"
 
 	runc "github.com/containerd/go-runc"
@@ -46,6 +47,7 @@ type Runner interface {
 	WaitPID(ctx context.Context, sandboxID, cid string, pid int) (unix.WaitStatus, error)
 	Exec(ctx context.Context, sandboxID, cid string, proc specs.Process, stdio IO) (int, error)
 	ExecWithFiles(ctx context.Context, sandboxID, cid string, proc specs.Process, stdio IO, extra map[int]*os.File) (int, error)
+	PortForward(ctx context.Context, sandboxID, cid string, port uint16) (net.Conn, error)
 
 	// runsc's files under the root, read without running runsc.
 	SandboxProcesses(sandboxID string) []int

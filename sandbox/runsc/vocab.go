@@ -17,6 +17,7 @@ const (
 	MethodWait         = "containerManager.Wait"
 	MethodWaitPID      = "containerManager.WaitPID"
 	MethodExecuteAsync = "containerManager.ExecuteAsync"
+	MethodPortForward  = "containerManager.PortForward"
 )
 
 // CRI's annotations by which runsc places a container in a sandbox
