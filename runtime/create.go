@@ -105,6 +105,7 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 		return nil, fmt.Errorf("container %s: no rootfs mounts and a relative root path %q: %w", id, spec.Root.Path, errdefs.ErrInvalidArgument)
 	}
 	userNamespaceByMappings(&spec)
+	recursiveReadOnly(&spec)
 	if spec.Linux != nil {
 		t.cgroups = spec.Linux.CgroupsPath
 	}

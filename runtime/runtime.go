@@ -127,7 +127,11 @@ func (r *Runtime) PluginInfo(ctx context.Context, request any) (any, error) {
 			r.featuresMu.Unlock()
 			return nil, err
 		}
-		r.features, features = fs, fs
+		// gVisor's read-only mounts are recursive: offer rro (the
+		// spec's "rro" becomes runsc's "ro", see recursiveReadOnly).
+		cp := *fs
+		cp.MountOptions = withRRO(fs.MountOptions)
+		r.features, features = &cp, &cp
 	}
 	r.featuresMu.Unlock()
 	f, err := typeurl.MarshalAnyToProto(features)

@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"slices"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/shimless/shimless/sandbox"
@@ -18,4 +20,46 @@ func checkSpec(spec *specs.Spec, policy sandbox.AnnotationPolicy) error {
 		return err
 	}
 	return sandbox.ValidateSpecResources(spec)
+}
+
+// mountOptionRRO is the recursive read-only mount option (runc's "rro";
+// CRI uses it when the runtime advertises it).
+const mountOptionRRO = "rro"
+
+// recursiveReadOnly turns "rro" into runsc's "ro": in gVisor a read-only
+// mount is read-only with everything mounted below it (the Sentry's VFS
+// applies the flag to the whole bind), which is what rro asks for. runsc
+// itself does not know the option.
+func recursiveReadOnly(spec *specs.Spec) {
+	for i := range spec.Mounts {
+		opts := spec.Mounts[i].Options
+		if !slices.Contains(opts, mountOptionRRO) {
+			continue
+		}
+		out := opts[:0:0]
+		placed := false
+		for _, o := range opts {
+			switch o {
+			case mountOptionRRO, "ro":
+				if !placed {
+					out = append(out, "ro")
+				}
+				placed = true
+			case "rw":
+				// read-only wins
+			default:
+				out = append(out, o)
+			}
+		}
+		spec.Mounts[i].Options = out
+	}
+}
+
+// withRRO adds "rro" to runsc's advertised mount options: CRI then offers
+// recursive read-only mounts for the handler (see recursiveReadOnly).
+func withRRO(mountOptions []string) []string {
+	if slices.Contains(mountOptions, mountOptionRRO) {
+		return mountOptions
+	}
+	return append(slices.Clone(mountOptions), mountOptionRRO)
 }

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -37,5 +38,27 @@ func TestCheckSpec(t *testing.T) {
 				t.Fatalf("checkSpec = %v, want InvalidArgument", err)
 			}
 		})
+	}
+}
+
+func TestRecursiveReadOnly(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"rbind", "rro", "nosuid"}, []string{"rbind", "ro", "nosuid"}},
+		{[]string{"rbind", "ro", "rro"}, []string{"rbind", "ro"}},
+		{[]string{"rbind", "rw", "rro"}, []string{"rbind", "ro"}},
+		{[]string{"rbind", "rw"}, []string{"rbind", "rw"}},
+		{nil, nil},
+	} {
+		spec := &specs.Spec{Mounts: []specs.Mount{{Destination: "/m", Options: tc.in}}}
+		recursiveReadOnly(spec)
+		if got := spec.Mounts[0].Options; !slices.Equal(got, tc.want) {
+			t.Errorf("%v -> %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if got := withRRO([]string{"ro", "rbind"}); !slices.Equal(got, []string{"ro", "rbind", "rro"}) {
+		t.Errorf("withRRO: %v", got)
+	}
+	if got := withRRO([]string{"rro"}); len(got) != 1 {
+		t.Errorf("withRRO twice: %v", got)
 	}
 }
