@@ -526,3 +526,28 @@ func TestRunscStreamingExecAndAttach(t *testing.T) {
 		noLeaks(t, d)
 	})
 }
+
+// A container's own memory limit, with no kubelet pod cgroup: gVisor does
+// not enforce it inside the sandbox, so the sandbox cgroup's limit follows
+// the pod's containers (sum + sandbox_memory_overhead). A container that
+// goes past it is OOMKilled with 137, on every handler.
+func TestRunscContainerMemoryLimit(t *testing.T) {
+	d := harness.Start(t, harness.Options{})
+	forEachHandler(t, func(t *testing.T, handler string) {
+		pod := d.PodConfig("runsc-memlimit-" + handler)
+		podID := d.RunPod(pod, handler)
+		c := harness.ContainerConfig("hog", "sh", "-c", "echo start; dd if=/dev/urandom of=/dev/shm/fill bs=1M count=96; echo survived; sleep 1000")
+		c.Linux = &runtimeapi.LinuxContainerConfig{Resources: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 16 << 20}}
+		id := d.StartContainer(podID, pod, c)
+		st := d.WaitExited(id, 90*time.Second)
+		d.Eventually(10*time.Second, func() error {
+			st = containerState(t, d, id)
+			if st.Reason != "OOMKilled" || st.ExitCode != 137 {
+				return fmt.Errorf("exit %d reason %q, want 137 OOMKilled", st.ExitCode, st.Reason)
+			}
+			return nil
+		})
+		stopAndRemove(t, d, podID)
+		noLeaks(t, d)
+	})
+}

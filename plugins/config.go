@@ -4,6 +4,7 @@ package plugins
 
 import (
 	"fmt"
+	"github.com/shimless/shimless/sandbox"
 	"path/filepath"
 	"regexp"
 	"time"
@@ -57,6 +58,11 @@ type Config struct {
 	// allows without --allow-flag-override, unless runsc_config sets it).
 	// Default: false.
 	AllowPodFlagOverrides bool `toml:"allow_pod_flag_overrides"`
+	// SandboxMemoryOverhead is what a pod's sandbox may use beyond the sum
+	// of its containers' memory limits, in bytes, when shimless sets the
+	// sandbox cgroup's limit (pods without a kubelet cgroup parent whose
+	// containers all have limits). Default 32 MiB.
+	SandboxMemoryOverhead int64 `toml:"sandbox_memory_overhead"`
 }
 
 // DefaultConfig is the configuration printed by `containerd config default`.
@@ -67,6 +73,8 @@ func DefaultConfig() *Config {
 		RunscConfig:    map[string]string{},
 		StopTimeout:    DefaultStopTimeout.String(),
 		AllowedBundles: []string{},
+
+		SandboxMemoryOverhead: sandbox.DefaultMemoryOverhead,
 	}
 }
 
@@ -110,6 +118,9 @@ func (c *Config) Validate() error {
 		if use, ok := reservedFlags[k]; ok {
 			return fmt.Errorf("runsc_config: %q is set by shimless; use %s instead", k, use)
 		}
+	}
+	if c.SandboxMemoryOverhead < 0 {
+		return fmt.Errorf("sandbox_memory_overhead: %d is negative", c.SandboxMemoryOverhead)
 	}
 	return nil
 }

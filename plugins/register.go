@@ -107,9 +107,10 @@ func initCore(ic *plugin.InitContext) (any, error) {
 		StateDir:  filepath.Join(state, "sandboxes"),
 		RootDir:   filepath.Join(root, "sandboxes"),
 		// CRI's root dir, as CRI derives it (plugins/cri/runtime).
-		CRIRootDir:  filepath.Join(filepath.Dir(root), "io.containerd.grpc.v1.cri"),
-		StopTimeout: stopTimeout,
-		Publisher:   exchange.(events.Publisher),
+		CRIRootDir:     filepath.Join(filepath.Dir(root), "io.containerd.grpc.v1.cri"),
+		StopTimeout:    stopTimeout,
+		MemoryOverhead: cfg.SandboxMemoryOverhead,
+		Publisher:      exchange.(events.Publisher),
 		Policy: sandbox.AnnotationPolicy{
 			AllowedBundles:     cfg.AllowedBundles,
 			AllowFlagOverrides: cfg.AllowPodFlagOverrides,

@@ -109,6 +109,18 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 	if spec.Linux != nil {
 		t.cgroups = spec.Linux.CgroupsPath
 	}
+	if !t.root {
+		// gVisor does not enforce a container's memory limit inside the
+		// sandbox: the sandbox's limit follows its containers' (before the
+		// container can use any memory).
+		t.memLimit = memoryLimit(&spec)
+		sb.SetMemoryLimit(ctx, id, t.memLimit)
+		defer func() {
+			if retErr != nil {
+				sb.ForgetMemory(context.WithoutCancel(ctx), id)
+			}
+		}()
+	}
 	data, err := json.Marshal(&spec)
 	if err != nil {
 		return nil, err

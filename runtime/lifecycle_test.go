@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/containerd/cgroups/v3"
+	"github.com/shimless/shimless/sandbox"
 	"os"
 	"path/filepath"
 	"sync"
@@ -553,5 +555,60 @@ func TestLifecycleCallsRaceEachOther(t *testing.T) {
 		if got := e.events.count(id, "/tasks/delete"); got != 1 {
 			t.Errorf("%s: %d deletes", id, got)
 		}
+	}
+}
+
+// The sandbox cgroup's memory limit follows its containers' (gVisor does
+// not enforce a container's limit inside the sandbox): the sum plus the
+// overhead while every container has one, unlimited otherwise, back to the
+// sum when the unlimited one is deleted; a restart keeps it.
+func TestSandboxMemoryFollowsContainers(t *testing.T) {
+	e := newEnv(t)
+	e.pod("pod")
+	file := filepath.Join(e.dir, "cgroup", "memory", "k8s.io", "pod", "memory.limit_in_bytes")
+	if cgroups.Mode() == cgroups.Unified {
+		file = filepath.Join(e.dir, "cgroup", "k8s.io", "pod", "memory.max")
+	}
+	must(t, os.MkdirAll(filepath.Dir(file), 0o755))
+	read := func() string {
+		b, _ := os.ReadFile(file)
+		return string(b)
+	}
+	limited := func(id string, limit int64) runtime.Task {
+		opts := e.createOpts("pod")
+		var spec specs.Spec
+		must(t, typeurl.UnmarshalTo(opts.Spec, &spec))
+		spec.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}
+		opts.Spec = mustAny(t, &spec)
+		task, err := e.r.Create(e.ctx, id, opts)
+		must(t, err)
+		return task
+	}
+	unlimited := "-1"
+	if cgroups.Mode() == cgroups.Unified {
+		unlimited = "max"
+	}
+	limited("a", 15<<20)
+	if got, want := read(), fmt.Sprint(15<<20+sandbox.DefaultMemoryOverhead); got != want {
+		t.Fatalf("one limited container: %q, want %q", got, want)
+	}
+	e.container("pod", "b", false)
+	if got := read(); got != unlimited {
+		t.Fatalf("with an unlimited container: %q, want %q", got, unlimited)
+	}
+	if _, err := e.r.Delete(e.ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	limited("c", 10<<20)
+	want := fmt.Sprint(25<<20 + sandbox.DefaultMemoryOverhead)
+	if got := read(); got != want {
+		t.Fatalf("two limited containers: %q, want %q", got, want)
+	}
+	must(t, os.WriteFile(file, []byte("0"), 0o644))
+	e.start() // restart: the limits come back from the records
+	e.container("pod", "d", false)
+	e.r.Delete(e.ctx, "d")
+	if got := read(); got != want {
+		t.Fatalf("after restart: %q, want %q", got, want)
 	}
 }

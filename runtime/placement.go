@@ -19,6 +19,7 @@ import (
 func (r *Runtime) place(ctx context.Context, id string, opts runtime.CreateOpts, spec *specs.Spec) (*sandbox.Handle, error) {
 	req := sandbox.AttachRequest{
 		ContainerID:    id,
+		Cgroups:        cgroupsPath(spec),
 		ContainerType:  spec.Annotations[runsc.AnnotationContainerType],
 		SandboxID:      spec.Annotations[runsc.AnnotationSandboxID],
 		RuntimeOptions: opts.RuntimeOptions,
@@ -68,6 +69,22 @@ func userNamespaceByMappings(spec *specs.Spec) {
 
 // privateSandboxID names a standalone container's own sandbox.
 func privateSandboxID(id string) string { return sandbox.PrivateSandboxPrefix + id }
+
+// cgroupsPath is the spec's cgroups path, or "".
+func cgroupsPath(spec *specs.Spec) string {
+	if spec.Linux == nil {
+		return ""
+	}
+	return spec.Linux.CgroupsPath
+}
+
+// memoryLimit is the spec's memory limit, 0 for none.
+func memoryLimit(spec *specs.Spec) int64 {
+	if spec.Linux == nil || spec.Linux.Resources == nil || spec.Linux.Resources.Memory == nil || spec.Linux.Resources.Memory.Limit == nil {
+		return 0
+	}
+	return max(*spec.Linux.Resources.Memory.Limit, 0)
+}
 
 // netns is the spec's network namespace, or nil.
 func netns(spec *specs.Spec) *specs.LinuxNamespace { return namespace(spec, specs.NetworkNamespace) }

@@ -35,6 +35,9 @@ type taskRecord struct {
 	// RunscRoot is the runsc root of the task's sandbox when it is not the
 	// shared one (a standalone container's private sandbox).
 	RunscRoot string `json:"runscRoot,omitempty"`
+	// MemoryLimit is the container's memory limit (0: none); its sandbox's
+	// limit follows its containers' (sandbox.Handle.SetMemoryLimit).
+	MemoryLimit int64 `json:"memoryLimit,omitempty"`
 }
 
 // kind is the kind of the task's sandbox.
@@ -58,7 +61,7 @@ func (t *Task) persist() error {
 		ID: t.id, Namespace: t.ns, SandboxID: t.sb.ID(), Root: t.sb.IsRoot(t.id), Private: t.sb.Kind() == sandbox.KindPrivate,
 		Cgroups: t.cgroups, TTYIndex: t.ttyIndex, TTYHolder: t.ttyHolder, IO: t.io,
 		Status: t.status, Pid: t.pid, ExitStatus: t.exitStatus, ExitedAt: t.exitedAt,
-		Flags: t.sb.Runsc().FlagSet(), RunscRoot: t.sb.RunscRoot(),
+		Flags: t.sb.Runsc().FlagSet(), RunscRoot: t.sb.RunscRoot(), MemoryLimit: t.memLimit,
 	}
 	t.mu.Unlock()
 	return writeJSON(filepath.Join(t.dir, "task.json"), rec)

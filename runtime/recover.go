@@ -29,6 +29,14 @@ func (r *Runtime) recover(ctx context.Context) {
 	// the controller's orphan sweep leaves them alone.
 	owned := map[string]bool{}
 	defer func() { r.sandboxes.SweepOrphans(ctx, owned) }()
+	// Each sandbox's memory limit is applied once all of its containers
+	// are back (see sandbox.Handle.RestoreMemoryLimit).
+	recovered := map[string]*sandbox.Handle{}
+	defer func() {
+		for _, sb := range recovered {
+			sb.ApplyMemory(ctx)
+		}
+	}()
 	nsDirs, _ := os.ReadDir(r.dir)
 	for _, nsd := range nsDirs {
 		taskDirs, _ := os.ReadDir(filepath.Join(r.dir, nsd.Name()))
@@ -65,7 +73,11 @@ func (r *Runtime) recover(ctx context.Context) {
 				continue
 			}
 			t := newTask(r, rec.Namespace, rec.ID, dir, sb, rec.IO)
-			t.cgroups, t.ttyIndex, t.ttyHolder = rec.Cgroups, rec.TTYIndex, rec.TTYHolder
+			t.cgroups, t.ttyIndex, t.ttyHolder, t.memLimit = rec.Cgroups, rec.TTYIndex, rec.TTYHolder, rec.MemoryLimit
+			if !t.root {
+				sb.RestoreMemoryLimit(rec.ID, rec.MemoryLimit)
+				recovered[sb.ID()] = sb
+			}
 			t.status, t.pid, t.exitStatus, t.exitedAt = rec.Status, rec.Pid, rec.ExitStatus, rec.ExitedAt
 			switch rec.Status {
 			case runtime.StoppedStatus:

@@ -39,6 +39,7 @@ type Task struct {
 	sb        *sandbox.Handle
 	root      bool   // the task is its sandbox's root container
 	cgroups   string // the container's cgroupsPath (runsc makes an empty one)
+	memLimit  int64  // the container's memory limit, 0 for none
 	ttyIndex  int    // the pty's index when its master is parked in the sandbox, else -1
 	ttyHolder int    // pid of the parking process inside the sandbox
 	dir       string // bundle and record
@@ -324,6 +325,16 @@ func (t *Task) Update(ctx context.Context, resources *types.Any, _ map[string]st
 	if err := t.sb.Runsc().Update(ctx, t.id, &res); err != nil {
 		return fmt.Errorf("update %s: %w", t.id, err)
 	}
+	if res.Memory != nil && res.Memory.Limit != nil && !t.root {
+		t.mu.Lock()
+		t.memLimit = max(*res.Memory.Limit, 0)
+		limit := t.memLimit
+		t.mu.Unlock()
+		t.sb.SetMemoryLimit(ctx, t.id, limit)
+		if err := t.persist(); err != nil {
+			log.G(ctx).WithError(err).WithField("container", t.id).Warn("persist task")
+		}
+	}
 	return nil
 }
 
@@ -376,6 +387,7 @@ func (t *Task) delete(ctx context.Context) (_ *runtime.Exit, retErr error) {
 	}
 	if !t.root {
 		sandbox.RemoveCgroups(ctx, t.id, t.cgroups)
+		t.sb.ForgetMemory(ctx, t.id)
 	}
 	t.mu.Lock()
 	if t.cancel != nil {

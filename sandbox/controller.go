@@ -39,6 +39,9 @@ type Options struct {
 	HostsFile, ResolvConf string
 	// StopTimeout bounds a graceful stop before the process tree is killed.
 	StopTimeout time.Duration
+	// MemoryOverhead is what a sandbox may use beyond the sum of its
+	// containers' memory limits (see podMemory); 0 means the default.
+	MemoryOverhead int64
 	// CgroupRoot is where the cgroup hierarchies are mounted ("" means
 	// /sys/fs/cgroup); tests point it at a tree of their own.
 	CgroupRoot string
@@ -86,6 +89,9 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	}
 	if opts.HostsFile == "" {
 		opts.HostsFile = "/etc/hosts"
+	}
+	if opts.MemoryOverhead == 0 {
+		opts.MemoryOverhead = DefaultMemoryOverhead
 	}
 	if opts.CgroupRoot == "" {
 		opts.CgroupRoot = "/sys/fs/cgroup"

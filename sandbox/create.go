@@ -120,6 +120,7 @@ func (c *Controller) create(ctx context.Context, info sandbox.Sandbox, co sandbo
 		rec.RunscRoot = c.privateRoot(id)
 	}
 	s := newSandbox(rec, c.recordPath(id), c.bundleDir(id))
+	s.mem = c.podMemoryFor(rec)
 
 	c.mu.Lock()
 	if _, ok := c.sandboxes[id]; ok {

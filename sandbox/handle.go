@@ -54,6 +54,7 @@ type Handle struct {
 	oomConfirm func() bool
 	stopOOM    context.CancelFunc
 	released   bool
+	mem        *podMemory
 }
 
 // AttachRequest says which sandbox a new (or recovered) container runs in.
@@ -68,6 +69,9 @@ type AttachRequest struct {
 	// RuntimeOptions are the handler's options (a root container's
 	// runsc.toml flags apply to its whole sandbox).
 	RuntimeOptions typeurl.Any
+	// Cgroups is a root container's cgroupsPath: its sandbox's processes
+	// live there.
+	Cgroups string
 	// NetNSPath is the container's network namespace; HostNetwork when it
 	// has none in its spec; NoNetwork when it has one without a path.
 	NetNSPath              string
@@ -123,7 +127,7 @@ func (c *Controller) Attach(ctx context.Context, req AttachRequest) (*Handle, er
 		} else if req.NoNetwork {
 			flags["network"] = "none"
 		}
-		return c.rootHandle(req.ContainerID, c.runsc.For(flags), 0, "", false)
+		return c.rootHandle(req.ContainerID, c.runsc.For(flags), 0, req.Cgroups, false)
 	default:
 		id := PrivateSandboxPrefix + req.ContainerID
 		if err := c.runPrivate(ctx, id, req.NetNSPath, req.HostNetwork); err != nil {
@@ -197,9 +201,12 @@ func (c *Controller) rootHandle(id string, r runsc.Runner, pid uint32, cgroups s
 			h.r, h.pid, h.cgroups = r, pid, cgroups
 			h.mu.Unlock()
 		}
+		if h.mem.cgroup == "" && cgroups != "" {
+			h.mem = newPodMemory(cgroups, c.opts.MemoryOverhead)
+		}
 		return h, nil
 	}
-	h := &Handle{id: id, kind: KindRoot, owner: id, r: r, c: c, exited: make(chan struct{}), pid: pid, cgroups: cgroups}
+	h := &Handle{id: id, kind: KindRoot, owner: id, r: r, c: c, exited: make(chan struct{}), pid: pid, cgroups: cgroups, mem: newPodMemory(cgroups, c.opts.MemoryOverhead)}
 	if exited {
 		h.closeExited()
 	}

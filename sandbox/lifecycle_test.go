@@ -264,3 +264,20 @@ func TestDialPort(t *testing.T) {
 		t.Fatalf("stopped pod: handled %v, %v", handled, err)
 	}
 }
+
+func TestPodLimit(t *testing.T) {
+	const o = 32 << 20
+	for _, tc := range []struct {
+		limits map[string]int64
+		want   int64
+	}{
+		{map[string]int64{}, -1},
+		{map[string]int64{"a": 15 << 20}, 15<<20 + o},
+		{map[string]int64{"a": 15 << 20, "b": 10 << 20}, 25<<20 + o},
+		{map[string]int64{"a": 15 << 20, "b": 0}, -1},
+	} {
+		if got := podLimit(tc.limits, o); got != tc.want {
+			t.Errorf("%v: %d, want %d", tc.limits, got, tc.want)
+		}
+	}
+}

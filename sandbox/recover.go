@@ -48,6 +48,7 @@ func (c *Controller) recover(ctx context.Context) error {
 		}
 		l := c.logger(ctx, rec.ID)
 		s := newSandbox(rec, path, c.bundleDir(rec.ID))
+		s.mem = c.podMemoryFor(rec)
 		switch rec.State {
 		case StateCreated:
 			l.Info("sandbox was never started; removing it")
@@ -93,6 +94,7 @@ func (c *Controller) keepCorrupt(ctx context.Context, id, path string, cause err
 		}
 	}
 	s := newSandbox(rec, path, c.bundleDir(id))
+	s.mem = c.podMemoryFor(rec)
 	s.corrupt = true
 	c.sandboxes[id] = s
 	l.Error("unreadable sandbox record; the sandbox is kept NOTREADY (exit unknown) until CRI stops and removes it")

@@ -74,9 +74,10 @@ type Sandbox struct {
 
 	mu        sync.Mutex // guards rec, forced
 	rec       record
-	forced    bool // Stop had to kill the process tree
-	corrupt   bool // its record was unreadable at recovery (kept NOTREADY)
-	oomKilled bool // the kernel OOM-killed in the sandbox cgroup
+	forced    bool       // Stop had to kill the process tree
+	corrupt   bool       // its record was unreadable at recovery (kept NOTREADY)
+	mem       *podMemory // its containers' memory limits (see memory.go)
+	oomKilled bool       // the kernel OOM-killed in the sandbox cgroup
 	// oomConfirm asks the sandbox cgroup's oom_kill counter (see watchOOM).
 	oomConfirm func() bool
 	exited     chan struct{} // closed once the sandbox has exited
