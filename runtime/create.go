@@ -106,6 +106,11 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 	}
 	userNamespaceByMappings(&spec)
 	recursiveReadOnly(&spec)
+	if spec.Root != nil {
+		if err := readonlyPaths(&spec, spec.Root.Path); err != nil {
+			return nil, fmt.Errorf("container %s: %w: %w", id, err, errdefs.ErrInvalidArgument)
+		}
+	}
 	if spec.Linux != nil {
 		t.cgroups = spec.Linux.CgroupsPath
 	}

@@ -1,7 +1,13 @@
 package runtime
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
+
+	"github.com/containerd/continuity/fs"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -62,4 +68,43 @@ func withRRO(mountOptions []string) []string {
 		return mountOptions
 	}
 	return append(slices.Clone(mountOptions), mountOptionRRO)
+}
+
+// readonlyPaths applies linux.readonlyPaths, which runsc ignores: each path
+// in the container's rootfs becomes a read-only bind of itself (a path that
+// is a mount's destination gets "ro" on that mount). Paths are resolved
+// inside the rootfs (symlinks cannot lead out of it); missing ones are
+// skipped, as runc does. /proc and /sys are gVisor's own synthetic
+// filesystems, which do not expose the host's files runc's defaults hide.
+func readonlyPaths(spec *specs.Spec, rootfs string) error {
+	if spec.Linux == nil || rootfs == "" {
+		return nil
+	}
+	for _, p := range spec.Linux.ReadonlyPaths {
+		clean := filepath.Clean("/" + p)
+		if clean == "/" || clean == "/proc" || clean == "/sys" || strings.HasPrefix(clean, "/proc/") || strings.HasPrefix(clean, "/sys/") {
+			continue
+		}
+		mounted := false
+		for i := range spec.Mounts {
+			if filepath.Clean(spec.Mounts[i].Destination) == clean {
+				if !slices.Contains(spec.Mounts[i].Options, "ro") {
+					spec.Mounts[i].Options = append(slices.DeleteFunc(slices.Clone(spec.Mounts[i].Options), func(o string) bool { return o == "rw" }), "ro")
+				}
+				mounted = true
+			}
+		}
+		if mounted {
+			continue
+		}
+		src, err := fs.RootPath(rootfs, clean)
+		if err != nil {
+			return fmt.Errorf("readonly path %q: %w", p, err)
+		}
+		if _, err := os.Lstat(src); err != nil {
+			continue // not in the image
+		}
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: clean, Type: "bind", Source: src, Options: []string{"rbind", "ro"}})
+	}
+	return nil
 }

@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -60,5 +62,43 @@ func TestRecursiveReadOnly(t *testing.T) {
 	}
 	if got := withRRO([]string{"rro"}); len(got) != 1 {
 		t.Errorf("withRRO twice: %v", got)
+	}
+}
+
+func TestReadonlyPaths(t *testing.T) {
+	rootfs := t.TempDir()
+	for _, d := range []string{"tmp", "etc", "data"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A symlink that points out of the rootfs must resolve inside it.
+	if err := os.Symlink("/", filepath.Join(rootfs, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	spec := &specs.Spec{
+		Mounts: []specs.Mount{{Destination: "/data", Type: "bind", Source: "/host/data", Options: []string{"rbind", "rw"}}},
+		Linux:  &specs.Linux{ReadonlyPaths: []string{"/tmp", "/proc/sys", "/sys/firmware", "/missing", "/data", "/escape", "/"}},
+	}
+	if err := readonlyPaths(spec, rootfs); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]specs.Mount{}
+	for _, m := range spec.Mounts {
+		got[m.Destination] = m
+	}
+	if m := got["/tmp"]; m.Source != filepath.Join(rootfs, "tmp") || !slices.Equal(m.Options, []string{"rbind", "ro"}) {
+		t.Errorf("/tmp: %+v", m)
+	}
+	if m := got["/data"]; m.Source != "/host/data" || !slices.Equal(m.Options, []string{"rbind", "ro"}) {
+		t.Errorf("/data mount not made read-only: %+v", m)
+	}
+	if m, ok := got["/escape"]; !ok || m.Source != rootfs {
+		t.Errorf("/escape resolved to %q, want the rootfs itself", m.Source)
+	}
+	for _, p := range []string{"/proc/sys", "/sys/firmware", "/missing", "/"} {
+		if _, ok := got[p]; ok {
+			t.Errorf("%s got a mount", p)
+		}
 	}
 }
