@@ -110,6 +110,9 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 		if err := readonlyPaths(&spec, spec.Root.Path); err != nil {
 			return nil, fmt.Errorf("container %s: %w: %w", id, err, errdefs.ErrInvalidArgument)
 		}
+		if err := maskedPaths(&spec, spec.Root.Path, t.dir); err != nil {
+			return nil, fmt.Errorf("container %s: %w: %w", id, err, errdefs.ErrInvalidArgument)
+		}
 	}
 	if spec.Linux != nil {
 		t.cgroups = spec.Linux.CgroupsPath

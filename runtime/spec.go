@@ -108,3 +108,45 @@ func readonlyPaths(spec *specs.Spec, rootfs string) error {
 	}
 	return nil
 }
+
+// maskedPaths applies linux.maskedPaths, which runsc ignores, as runc
+// does: a directory gets an empty read-only tmpfs over it, a file an empty
+// unreadable, unexecutable file (runc binds /dev/null; a host device
+// cannot be bound into gVisor). Paths are resolved inside the rootfs;
+// missing ones, /proc and /sys (gVisor's own synthetic filesystems, without
+// the host files runc's defaults hide) are skipped.
+func maskedPaths(spec *specs.Spec, rootfs, dir string) error {
+	if spec.Linux == nil || rootfs == "" {
+		return nil
+	}
+	empty := ""
+	for _, p := range spec.Linux.MaskedPaths {
+		clean := filepath.Clean("/" + p)
+		if clean == "/" || clean == "/proc" || clean == "/sys" || strings.HasPrefix(clean, "/proc/") || strings.HasPrefix(clean, "/sys/") {
+			continue
+		}
+		src, err := fs.RootPath(rootfs, clean)
+		if err != nil {
+			return fmt.Errorf("masked path %q: %w", p, err)
+		}
+		fi, err := os.Stat(src)
+		if err != nil {
+			continue // not in the image
+		}
+		if fi.IsDir() {
+			spec.Mounts = append(spec.Mounts, specs.Mount{Destination: clean, Type: "tmpfs", Source: "tmpfs", Options: []string{"ro", "nosuid", "nodev", "noexec", "size=0"}})
+			continue
+		}
+		if empty == "" {
+			empty = filepath.Join(dir, "masked")
+			if err := os.WriteFile(empty, nil, 0); err != nil {
+				return fmt.Errorf("masked path %q: %w", p, err)
+			}
+			if err := os.Chmod(empty, 0); err != nil {
+				return fmt.Errorf("masked path %q: %w", p, err)
+			}
+		}
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: clean, Type: "bind", Source: empty, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
+	}
+	return nil
+}

@@ -102,3 +102,34 @@ func TestReadonlyPaths(t *testing.T) {
 		}
 	}
 }
+
+func TestMaskedPaths(t *testing.T) {
+	rootfs, dir := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(rootfs, "secret"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "key"), []byte("k"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := &specs.Spec{Linux: &specs.Linux{MaskedPaths: []string{"/secret", "/key", "/proc/kcore", "/missing"}}}
+	if err := maskedPaths(spec, rootfs, dir); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]specs.Mount{}
+	for _, m := range spec.Mounts {
+		got[m.Destination] = m
+	}
+	if m := got["/secret"]; m.Type != "tmpfs" || !slices.Contains(m.Options, "ro") {
+		t.Errorf("/secret: %+v", m)
+	}
+	m := got["/key"]
+	if m.Type != "bind" || !slices.Contains(m.Options, "ro") {
+		t.Errorf("/key: %+v", m)
+	}
+	if fi, err := os.Stat(m.Source); err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0 {
+		t.Errorf("/key's mask %s: %v %v", m.Source, fi, err)
+	}
+	if len(spec.Mounts) != 2 {
+		t.Errorf("mounts %+v", spec.Mounts)
+	}
+}
