@@ -51,44 +51,22 @@ func (r *recorder) topics(id string) []string {
 	defer r.mu.Unlock()
 	var out []string
 	for _, e := range r.events {
+		ev, ok := e.ev.(interface{ GetContainerID() string })
+		if !ok || ev.GetContainerID() != id {
+			continue
+		}
+		topic := e.topic
 		switch ev := e.ev.(type) {
 		case *eventstypes.TaskExit:
-			if ev.ContainerID == id {
-				if ev.ID != id {
-					out = append(out, e.topic+":"+ev.ID)
-				} else {
-					out = append(out, e.topic)
-				}
-			}
-		case *eventstypes.TaskCreate:
-			if ev.ContainerID == id {
-				out = append(out, e.topic)
-			}
-		case *eventstypes.TaskStart:
-			if ev.ContainerID == id {
-				out = append(out, e.topic)
-			}
-		case *eventstypes.TaskDelete:
-			if ev.ContainerID == id {
-				out = append(out, e.topic)
-			}
-		case *eventstypes.TaskOOM:
-			if ev.ContainerID == id {
-				out = append(out, e.topic)
+			if ev.ID != id {
+				topic += ":" + ev.ID
 			}
 		case *eventstypes.TaskExecStarted:
-			if ev.ContainerID == id {
-				out = append(out, e.topic+":"+ev.ExecID)
-			}
-		case *eventstypes.TaskPaused:
-			if ev.ContainerID == id {
-				out = append(out, e.topic)
-			}
-		case *eventstypes.TaskResumed:
-			if ev.ContainerID == id {
-				out = append(out, e.topic)
-			}
+			topic += ":" + ev.ExecID
+		case *eventstypes.TaskExecAdded:
+			continue
 		}
+		out = append(out, topic)
 	}
 	return out
 }
