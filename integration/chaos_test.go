@@ -773,6 +773,9 @@ func goroutineDump(t *testing.T, d *harness.Daemon) string {
 			if j := strings.LastIndex(l, "("); j > 0 && !strings.HasPrefix(l, "created by") {
 				l = l[:j]
 			}
+			if j := strings.Index(l, " in goroutine "); j > 0 {
+				l = l[:j] // "created by f in goroutine N"
+			}
 			frames = append(frames, strings.TrimSpace(l))
 		}
 		count[strings.Join(frames, " <- ")]++
