@@ -88,7 +88,6 @@ type chaosWorkload struct {
 	parent  string
 	point   int
 	rng     *rand.Rand
-	killed  atomic.Bool
 	op      atomic.Value // string: the CRI call in flight
 
 	mu    sync.Mutex
@@ -423,7 +422,6 @@ func TestChaosKill9(t *testing.T) {
 		if werr != nil {
 			t.Fatalf("point %d (%s): the workload failed before the kill at %s: %v\ncontainerd log:\n%s", point, handler, w.op.Load(), werr, d.LogTail(80))
 		}
-		w.killed.Store(true)
 		d.Kill9()
 		werr = <-done
 		op := w.op.Load().(string) // the call the kill cut
