@@ -9,6 +9,8 @@
 #   make release      build the release bundle (hack/release.sh):
 #                     _output/shimless-$(VERSION)-linux-$(GOARCH).tar.gz + .sha256sum
 #   make conformance  critest v1.34.0 per handler, offline (root; docs/conformance.md)
+#   make chaos        kill -9 at 200 random points, a full state disk, 500 pod
+#                     cycles with fds and goroutines flat (root; docs/chaos.md)
 #   make modfile      apply patches/containerd to a copy of the pinned containerd
 #                     and write _output/go.mod (every Go command here uses it)
 #   make clean
@@ -123,6 +125,22 @@ integration: binaries images bin/crictl bin/runc bin/nerdctl
 
 test:
 	./hack/test.sh
+
+# Chaos (root, docs/chaos.md): containerd killed with SIGKILL at random
+# points of pod lifecycles, a full state disk during pod create, pod
+# create/remove cycles with containerd's fds and goroutines flat. The test
+# command (make integration) runs the same tests short (25 points, 60
+# cycles). Replay a run with CHAOS_SEED=<the seed it logged>.
+CHAOS_POINTS ?= 200
+CHAOS_CYCLES ?= 500
+CHAOS_SEED ?=
+.PHONY: chaos
+chaos: binaries images bin/crictl bin/runc bin/nerdctl
+	@set -o pipefail; \
+	SHIMLESS_CHAOS_POINTS=$(CHAOS_POINTS) SHIMLESS_CHAOS_CYCLES=$(CHAOS_CYCLES) SHIMLESS_CHAOS_SEED=$(CHAOS_SEED) \
+		$(GO) test $(MOD) -tags integration -count=1 -timeout 180m -v -run '^TestChaos' ./integration/ 2>&1 \
+		| tee _output/chaos.log; rc=$$?; \
+	echo "--- chaos summary (full log: _output/chaos.log)"; grep -E '^chaos' _output/chaos.log; exit $$rc
 
 # Benchmarks (root): pod start/stop on runsc against runc measured in the
 # same run, and containerd's memory per runsc pod against the sandboxes'.

@@ -18,6 +18,7 @@ rc=0
 { make unit UNIT_FLAGS=-v && make fuzz FUZZTIME=20s && make integration; } 2>&1 | tee "$log" || rc=$?
 passed=$(grep -cE '^\s*--- PASS' "$log" || true)
 failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
+grep -E '^chaos' "$log" || true
 echo "${passed} passed, ${failed} failed"
 if ((rc == 0 && failed > 0)); then rc=1; fi
 exit "$rc"

@@ -98,9 +98,18 @@ func (d *Daemon) cleanup() {
 }
 
 // Leaks lists what of this daemon's pods is still on the host: processes,
-// mounts, cgroups, network devices.
+// mounts, cgroups, and files named after a tracked pod or container in
+// the daemon's root and state dirs (records, task dirs, runsc state), and
+// CNI leases held by one.
 func (d *Daemon) Leaks() []string {
 	var leaks []string
+	ids := d.trackedIDs()
+	for _, f := range d.stateFiles(ids) {
+		leaks = append(leaks, "state "+f)
+	}
+	for _, l := range d.cniLeases(ids, false) {
+		leaks = append(leaks, "CNI lease "+l)
+	}
 	for _, p := range d.processes() {
 		leaks = append(leaks, fmt.Sprintf("process %d (%s)", p.pid, p.cmdline))
 	}
@@ -171,6 +180,9 @@ func (d *Daemon) mounts() []string {
 			continue
 		}
 		mp := unescapeMount(fields[4])
+		if d.tmpfs[mp] {
+			continue // the test's own (Options.Tmpfs)
+		}
 		if mp == d.Dir || strings.HasPrefix(mp, d.Dir+"/") {
 			out = append(out, mp)
 		}
@@ -218,6 +230,9 @@ func (d *Daemon) forceClean() {
 	time.Sleep(200 * time.Millisecond)
 	for _, m := range d.mounts() {
 		_ = syscall.Unmount(m, syscall.MNT_DETACH)
+	}
+	for mp := range d.tmpfs {
+		_ = syscall.Unmount(mp, syscall.MNT_DETACH)
 	}
 	for _, c := range d.cgroups() {
 		_ = os.Remove(c)

@@ -49,6 +49,11 @@ type Options struct {
 	ExtraConfig string
 	// Env is extra environment of the containerd process (e.g. OTEL_*).
 	Env []string
+	// Tmpfs mounts a tmpfs of the given size (mount's size= option, e.g.
+	// "16m") on each directory, given relative to the daemon's Dir (e.g.
+	// "state"), before containerd starts: a disk that can fill up. They
+	// are not leaks, and go at cleanup.
+	Tmpfs map[string]string
 }
 
 // Daemon is one running containerd.
@@ -74,6 +79,7 @@ type Daemon struct {
 	exited  chan struct{}
 	conn    *grpc.ClientConn
 	tracked map[string]bool // pod and container ids to leak-check
+	tmpfs   map[string]bool // mount points of Options.Tmpfs
 }
 
 // RequireRoot skips the test when not running as root.
@@ -147,6 +153,7 @@ func Start(t testing.TB, opts Options) *Daemon {
 		Bridge:  fmt.Sprintf("shl%s", filepath.Base(dir)[4:]),
 		Subnet:  fmt.Sprintf("10.%d.%d.0/24", 200+rand.IntN(50), n),
 		tracked: map[string]bool{},
+		tmpfs:   map[string]bool{},
 	}
 	if len(d.Bridge) > 15 {
 		d.Bridge = d.Bridge[:15]
@@ -174,6 +181,16 @@ func Start(t testing.TB, opts Options) *Daemon {
 	}
 	if err := os.MkdirAll(d.LogDir, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	for rel, size := range opts.Tmpfs {
+		mp := filepath.Join(d.Dir, rel)
+		if err := os.MkdirAll(mp, 0o711); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mount("tmpfs", mp, "tmpfs", 0, "mode=0711,size="+size); err != nil {
+			t.Fatalf("mount tmpfs on %s: %v", mp, err)
+		}
+		d.tmpfs[mp] = true
 	}
 	d.start()
 	if !opts.SkipImages {
