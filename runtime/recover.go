@@ -42,6 +42,7 @@ func (r *Runtime) recover(ctx context.Context) {
 		taskDirs, _ := os.ReadDir(filepath.Join(r.dir, nsd.Name()))
 		for _, td := range taskDirs {
 			dir := filepath.Join(r.dir, nsd.Name(), td.Name())
+			sandbox.RemoveTempRecords(dir)
 			data, err := os.ReadFile(filepath.Join(dir, "task.json"))
 			var rec taskRecord
 			if err == nil {

@@ -281,3 +281,21 @@ func TestPodLimit(t *testing.T) {
 		}
 	}
 }
+
+// A kill during a record write leaves WriteJSONAtomic's temporary file;
+// recovery removes it.
+func TestRecoveryRemovesTempRecords(t *testing.T) {
+	e := newFakeEnv(t)
+	e.pod("pod")
+	tmp := filepath.Join(e.dir, "root", tempRecordPrefix+"12345")
+	if err := os.WriteFile(tmp, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatalf("temporary record left: %v", err)
+	}
+	if st := e.status("pod"); st != "SANDBOX_READY" {
+		t.Fatalf("pod %s after restart", st)
+	}
+}

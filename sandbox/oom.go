@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -94,9 +95,21 @@ func watchOOM(ctx context.Context, cgroupRoot, id, cgroupsPath string, onOOM fun
 		l.WithError(err).Warn("cannot watch OOM events")
 		return confirm
 	}
+	// Non-blocking, so that the runtime's poller serves the reads and
+	// Close (at ctx's end) ends a read in progress: a blocking read would
+	// hold its goroutine and the fd forever.
+	if err := unix.SetNonblock(int(fd), true); err != nil {
+		unix.Close(int(fd))
+		l.WithError(err).Warn("cannot watch OOM events")
+		return confirm
+	}
 	f := os.NewFile(fd, fmt.Sprintf("oom-eventfd-%s", id))
+	stop := make(chan struct{})
 	go func() {
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
 		f.Close()
 	}()
 	// The eventfd also fires when the cgroup is removed (every pod stop):
@@ -104,6 +117,7 @@ func watchOOM(ctx context.Context, cgroupRoot, id, cgroupsPath string, onOOM fun
 	// It fires when the cgroup goes under OOM, just before the kill is
 	// counted: give the counter a moment.
 	go func() {
+		defer close(stop)
 		last := base
 		buf := make([]byte, 8)
 		for {
@@ -116,7 +130,7 @@ func watchOOM(ctx context.Context, cgroupRoot, id, cgroupsPath string, onOOM fun
 			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 				n, ok := readOOMKills(oomFile)
 				if !ok {
-					break // the cgroup is gone
+					return // the cgroup is gone: nothing more to watch
 				}
 				if n > last {
 					last = n

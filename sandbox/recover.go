@@ -31,6 +31,7 @@ import (
 // once the task runtime has recovered too (a gVisor-shim style pod's
 // sandbox belongs to the task runtime, not to a record here).
 func (c *Controller) recover(ctx context.Context) error {
+	RemoveTempRecords(c.opts.RootDir)
 	entries, err := os.ReadDir(c.opts.RootDir)
 	if err != nil {
 		return err
@@ -124,6 +125,13 @@ func (c *Controller) SweepOrphans(ctx context.Context, ownedByRuntime map[string
 	}
 	c.mu.Unlock()
 	sweepRoot(ctx, c.runsc, func(sid string) bool { return known[sid] || ownedByRuntime[sid] })
+	// Recovery may have removed the last sandboxes (never started, or
+	// orphans): runsc's shared mounts go with them.
+	defer func() {
+		c.mu.Lock()
+		c.releaseIfIdleLocked()
+		c.mu.Unlock()
+	}()
 	// Private sandboxes' own roots.
 	dirs, _ := os.ReadDir(filepath.Join(c.runsc.RootDir(), privateRootsDir))
 	for _, d := range dirs {

@@ -176,6 +176,23 @@ func writeRecord(path string, rec record) error {
 // same directory, fsync, rename): a crash leaves the old file or the new
 // one, never a torn one. The task runtime's records use it too.
 func WriteJSONAtomic(path string, v any) error {
+	return writeJSONAtomic(path, v)
+}
+
+// tempRecordPrefix names WriteJSONAtomic's temporary files; a crash between
+// their creation and the rename leaves one behind.
+const tempRecordPrefix = ".record-"
+
+// RemoveTempRecords removes what WriteJSONAtomic left in dir when
+// containerd died during a write (recovery: nothing writes yet).
+func RemoveTempRecords(dir string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, tempRecordPrefix+"*"))
+	for _, m := range matches {
+		_ = os.Remove(m)
+	}
+}
+
+func writeJSONAtomic(path string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -183,7 +200,7 @@ func WriteJSONAtomic(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".record-*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), tempRecordPrefix+"*")
 	if err != nil {
 		return err
 	}
