@@ -49,6 +49,10 @@ type Options struct {
 	ExtraConfig string
 	// Env is extra environment of the containerd process (e.g. OTEL_*).
 	Env []string
+	// Containerd runs this containerd binary instead of BinDir's (e.g. the
+	// stock containerd of `make stock`, with ConfigFile a config without
+	// the shimless plugin table).
+	Containerd string
 }
 
 // Daemon is one running containerd.
@@ -189,7 +193,11 @@ func (d *Daemon) start() {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(d.BinDir, "containerd"), "--config", d.Config)
+	bin := d.opts.Containerd
+	if bin == "" {
+		bin = filepath.Join(d.BinDir, "containerd")
+	}
+	cmd := exec.Command(bin, "--config", d.Config)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "PATH="+d.BinDir+":"+os.Getenv("PATH"))
 	cmd.Env = append(cmd.Env, d.opts.Env...)
