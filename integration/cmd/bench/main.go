@@ -115,6 +115,9 @@ type targets struct {
 	stock  *harness.Daemon
 	floor  *floorTarget
 	metric string // shimless containerd's metrics URL
+	// countLog is the stock shim's counted runsc invocations (handler
+	// runsc-counted).
+	countLog string
 }
 
 func setup(t *tb, o options, repo, work string) (*targets, error) {
@@ -154,7 +157,12 @@ func setup(t *tb, o options, repo, work string) (*targets, error) {
 				return nil, fmt.Errorf("%w (run `make stock`)", err)
 			}
 		}
-		cfg, err := writeStockConfig(work, bin)
+		wrapper, countLog, err := writeRunscWrapper(work, filepath.Join(bin, "runsc"))
+		if err != nil {
+			return nil, err
+		}
+		ts.countLog = countLog
+		cfg, err := writeStockConfig(work, bin, wrapper)
 		if err != nil {
 			return nil, err
 		}
@@ -197,6 +205,11 @@ const stockConfig = `version = 3
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc.options]
       TypeUrl = "io.containerd.runsc.v1.options"
       ConfigPath = "%s"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc-counted]
+    runtime_type = "io.containerd.runsc.v1"
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc-counted.options]
+      TypeUrl = "io.containerd.runsc.v1.options"
+      ConfigPath = "%s"
 `
 
 // stockRunscTOML is the gVisor shim's runsc.toml: our runsc, a private
@@ -210,14 +223,19 @@ root = "%s"
   oci-seccomp = "true"
 `
 
-func writeStockConfig(work, bin string) (string, error) {
+func writeStockConfig(work, bin, wrapper string) (string, error) {
 	toml := filepath.Join(work, "stock-runsc.toml")
 	body := fmt.Sprintf(stockRunscTOML, filepath.Join(bin, "runsc"), filepath.Join(work, "stock-runsc-root"))
 	if err := os.WriteFile(toml, []byte(body), 0o644); err != nil {
 		return "", err
 	}
+	counted := filepath.Join(work, "stock-runsc-counted.toml")
+	body = fmt.Sprintf(stockRunscTOML, wrapper, filepath.Join(work, "stock-runsc-root"))
+	if err := os.WriteFile(counted, []byte(body), 0o644); err != nil {
+		return "", err
+	}
 	cfg := filepath.Join(work, "stock-config.toml")
-	return cfg, os.WriteFile(cfg, []byte(fmt.Sprintf(stockConfig, filepath.Join(bin, "runc"), toml)), 0o644)
+	return cfg, os.WriteFile(cfg, []byte(fmt.Sprintf(stockConfig, filepath.Join(bin, "runc"), toml, counted)), 0o644)
 }
 
 // serial results of one target.
@@ -285,6 +303,10 @@ func run(t *tb, o options) error {
 			log.Printf("runsc call breakdown: %s", h)
 			breakdowns = append(breakdowns, runscBreakdown(ts, h, o.breakdownPods))
 		}
+	}
+	if ts.stock != nil {
+		log.Print("runsc call breakdown: stock gVisor shim")
+		breakdowns = append(breakdowns, shimBreakdown(ts, o.breakdownPods))
 	}
 	scaled := map[string][]*scaleResult{}
 	for _, c := range o.scale {
