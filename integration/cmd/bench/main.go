@@ -413,6 +413,8 @@ func runscBreakdown(ts *targets, handler string, n int) string {
 		}
 	}
 	s1, _ := scrape(ts.metric)
+	time.Sleep(idleWindow)
+	s1idle, _ := scrape(ts.metric)
 	for _, p := range pods {
 		_ = tg.exec(ctx, p)
 	}
@@ -422,10 +424,15 @@ func runscBreakdown(ts *targets, handler string, n int) string {
 	}
 	s3, _ := scrape(ts.metric)
 	fmt.Fprintf(&b, "Pod start (RunPodSandbox + CreateContainer + StartContainer):\n\n%s\n", breakdown(s0, s1, n))
-	fmt.Fprintf(&b, "ExecSync `true`:\n\n%s\n", breakdown(s1, s2, n))
+	fmt.Fprintf(&b, "Idle (%s with the %d pods running, no CRI calls but the bench's metrics scrape):\n\n%s\n", idleWindow, n, breakdown(s1, s1idle, n))
+	fmt.Fprintf(&b, "ExecSync `true`:\n\n%s\n", breakdown(s1idle, s2, n))
 	fmt.Fprintf(&b, "Teardown (StopPodSandbox + RemovePodSandbox):\n\n%s\n", breakdown(s2, s3, n))
 	return b.String()
 }
+
+// idleWindow is how long the breakdowns watch idle pods: containerd's
+// CRI stats collector asks every task for metrics every second.
+const idleWindow = 5 * time.Second
 
 func scaleStep(ts *targets, key string, c int, restart bool) *scaleResult {
 	tg := ts.byKey[key]

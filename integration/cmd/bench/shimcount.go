@@ -99,6 +99,8 @@ func shimBreakdown(ts *targets, n int) string {
 		}
 	}
 	startCalls, off1 := readInvocations(ts.countLog, off0)
+	time.Sleep(idleWindow)
+	idleCalls, off1 := readInvocations(ts.countLog, off1)
 	for _, p := range pods {
 		_ = tg.exec(ctx, p)
 	}
@@ -111,7 +113,7 @@ func shimBreakdown(ts *targets, n int) string {
 	for _, ph := range []struct {
 		title string
 		calls []*invocation
-	}{{"Pod start (RunPodSandbox + CreateContainer + StartContainer)", startCalls}, {"ExecSync `true`", execCalls}, {"Teardown (StopPodSandbox + RemovePodSandbox)", tearCalls}} {
+	}{{"Pod start (RunPodSandbox + CreateContainer + StartContainer)", startCalls}, {fmt.Sprintf("Idle (%s with the %d pods running, no CRI calls)", idleWindow, n), idleCalls}, {"ExecSync `true`", execCalls}, {"Teardown (StopPodSandbox + RemovePodSandbox)", tearCalls}} {
 		fmt.Fprintf(&b, "%s:\n\n%s\n", ph.title, invocationTable(ph.calls, n))
 	}
 	return b.String()
