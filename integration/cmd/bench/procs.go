@@ -59,6 +59,15 @@ func podProcs(all map[int]*hostProc, ids []string, exclude ...int) []*hostProc {
 	for _, p := range exclude {
 		skip[p] = true
 	}
+	// A runsc CLI invocation (comm "runsc": containerd's stats collector
+	// runs `runsc events` per container every second) is transient, not
+	// the pod's: the sandbox's own are runsc-sandbox, runsc-gofer and the
+	// platform's stubs.
+	for pid, p := range all {
+		if p.comm == "runsc" {
+			skip[pid] = true
+		}
+	}
 	in := map[int]bool{}
 	for pid, p := range all {
 		if skip[pid] {
