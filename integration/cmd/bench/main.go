@@ -276,7 +276,16 @@ func run(t *tb, o options) error {
 	if err != nil {
 		return err
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(work) })
+	t.Cleanup(func() {
+		// runsc keeps <root>/null-netns bind-mounted (the floor's root and
+		// the stock shim's root are under work).
+		for _, m := range []string{"floor/root/null-netns", "stock-runsc-root/k8s.io/null-netns"} {
+			_ = syscall.Unmount(filepath.Join(work, m), syscall.MNT_DETACH)
+		}
+		if err := os.RemoveAll(work); err != nil {
+			log.Printf("cleanup: %v", err)
+		}
+	})
 	began := time.Now().UTC()
 	ts, err := setup(t, o, repo, work)
 	if err != nil {
