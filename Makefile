@@ -133,7 +133,8 @@ test:
 # cost, concurrent starts, containerd restart. Prints a markdown report and
 # writes it to _output/bench/. Counts: BENCH_N (serial pods per target,
 # default 10), BENCH_SCALE (concurrent steps, default "20 50"),
-# BENCH_EXECS, BENCH_RESTART=0, BENCH_TARGETS=runsc,shim-style,stock,runc,floor.
+# BENCH_EXECS, BENCH_RESTART=0 (none) or all (the stock shim's too),
+# BENCH_TARGETS=runsc,shim-style,stock,runc,floor.
 bench: binaries images bin/runc stock
 	$(GO) build $(MOD) -o _output/shimless-bench ./integration/cmd/bench
 	./_output/shimless-bench -o _output/bench/bench-$$(date -u +%Y%m%dT%H%M%SZ).md
