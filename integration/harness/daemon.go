@@ -54,6 +54,10 @@ type Options struct {
 	// "state"), before containerd starts: a disk that can fill up. They
 	// are not leaks, and go at cleanup.
 	Tmpfs map[string]string
+	// Containerd runs this containerd binary instead of BinDir's (e.g. the
+	// stock containerd of `make stock`, with ConfigFile a config without
+	// the shimless plugin table).
+	Containerd string
 }
 
 // Daemon is one running containerd.
@@ -206,7 +210,11 @@ func (d *Daemon) start() {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(d.BinDir, "containerd"), "--config", d.Config)
+	bin := d.opts.Containerd
+	if bin == "" {
+		bin = filepath.Join(d.BinDir, "containerd")
+	}
+	cmd := exec.Command(bin, "--config", d.Config)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "PATH="+d.BinDir+":"+os.Getenv("PATH"))
 	cmd.Env = append(cmd.Env, d.opts.Env...)
