@@ -346,7 +346,7 @@ func (t *Task) Stats(ctx context.Context) (*types.Any, error) {
 	if st0 != runtime.RunningStatus && st0 != runtime.PausedStatus {
 		return nil, fmt.Errorf("container %s is not running: %w", t.id, errdefs.ErrNotFound)
 	}
-	st, err := t.sb.Runsc().Stats(ctx, t.id)
+	st, err := t.sb.Runsc().Stats(ctx, t.sb.ID(), t.id)
 	if err != nil {
 		return nil, fmt.Errorf("stats of %s: %w", t.id, err)
 	}

@@ -439,12 +439,33 @@ func (c *Client) Ps(ctx context.Context, id string) (_ []int, retErr error) {
 
 // Stats returns runsc's per-container stats (CPU and memory as the
 // sandbox's kernel accounts them).
-func (c *Client) Stats(ctx context.Context, id string) (_ *runc.Stats, retErr error) {
-	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "events", id)
-	defer func() { done(retErr) }()
+//
+// It asks the sandbox over its control socket (containerManager.Event), as
+// `runsc events --stats` does, without starting a runsc process: CRI's
+// stats collector asks every container every second, and a runsc process
+// per container per second was most of an idle node's CPU. CPU usage is
+// the Sentry's own accounting of the container.
+func (c *Client) Stats(ctx context.Context, sandboxID, cid string) (_ *runc.Stats, retErr error) {
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
-	return c.cmd().Stats(ctx, id)
+	var out eventOut
+	if err := c.rpc(ctx, sandboxID, MethodEvent, &cid, &out); err != nil {
+		return nil, fmt.Errorf("stats of %s: %w", cid, err)
+	}
+	st := out.Event.Data
+	st.Cpu.Usage.Total = out.ContainerUsage[cid]
+	return &st, nil
+}
+
+// eventOut is runsc/boot.EventOut (uRPC encodes it as JSON; its data is
+// runc's stats structure).
+type eventOut struct {
+	Event struct {
+		Type string     `json:"type"`
+		ID   string     `json:"id"`
+		Data runc.Stats `json:"data"`
+	} `json:"event"`
+	ContainerUsage map[string]uint64 `json:"containerUsage"`
 }
 
 // Update applies new resources to a container.

@@ -39,7 +39,7 @@ type Runner interface {
 	Pause(ctx context.Context, id string) error
 	Resume(ctx context.Context, id string) error
 	Ps(ctx context.Context, id string) ([]int, error)
-	Stats(ctx context.Context, id string) (*runc.Stats, error)
+	Stats(ctx context.Context, sandboxID, cid string) (*runc.Stats, error)
 	Update(ctx context.Context, id string, res *specs.LinuxResources) error
 
 	// The sandbox's control socket.

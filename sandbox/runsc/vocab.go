@@ -18,6 +18,7 @@ const (
 	MethodWaitPID      = "containerManager.WaitPID"
 	MethodExecuteAsync = "containerManager.ExecuteAsync"
 	MethodPortForward  = "containerManager.PortForward"
+	MethodEvent        = "containerManager.Event"
 )
 
 // CRI's annotations by which runsc places a container in a sandbox

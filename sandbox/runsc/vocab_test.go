@@ -20,7 +20,7 @@ func TestMethodNamesMatchGVisor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]string{"ContMgrWait": MethodWait, "ContMgrWaitPID": MethodWaitPID, "ContMgrExecuteAsync": MethodExecuteAsync, "ContMgrPortForward": MethodPortForward} {
+	for name, want := range map[string]string{"ContMgrWait": MethodWait, "ContMgrWaitPID": MethodWaitPID, "ContMgrExecuteAsync": MethodExecuteAsync, "ContMgrPortForward": MethodPortForward, "ContMgrEvent": MethodEvent} {
 		if !strings.Contains(string(src), name+" = \""+want+"\"") {
 			t.Errorf("gVisor's %s is not %q", name, want)
 		}

@@ -476,7 +476,7 @@ func (r *runner) Ps(ctx context.Context, id string) ([]int, error) {
 	return []int{1}, nil
 }
 
-func (r *runner) Stats(ctx context.Context, id string) (*runc.Stats, error) {
+func (r *runner) Stats(ctx context.Context, _, id string) (*runc.Stats, error) {
 	if err := r.f.enter(ctx, "Stats", id); err != nil {
 		return nil, err
 	}
