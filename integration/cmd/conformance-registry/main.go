@@ -250,16 +250,31 @@ func alpine(img testimage.Image) testimage.Image {
 	return img
 }
 
-// withGroups gives img busybox:1.36's /etc/group: TestAdditionalGids
-// expects root in wheel (10) and group 1 named daemon.
+// withGroups gives img busybox:1.36's /etc/passwd and /etc/group:
+// TestAdditionalGids expects root in wheel (10), a user and a group 1
+// named daemon.
 func withGroups(img testimage.Image) testimage.Image {
 	for i, f := range img.Files {
-		if f.Path == "/etc/group" {
+		switch f.Path {
+		case "/etc/passwd":
+			img.Files[i].Data = []byte(busyboxPasswd)
+		case "/etc/group":
 			img.Files[i].Data = []byte(busyboxGroup)
 		}
 	}
 	return img
 }
+
+const busyboxPasswd = `root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+bin:x:2:2:bin:/bin:/bin/false
+sys:x:3:3:sys:/dev:/bin/false
+sync:x:4:100:sync:/bin:/bin/sync
+mail:x:8:8:mail:/var/spool/mail:/bin/false
+www-data:x:33:33:www-data:/var/www:/bin/false
+operator:x:37:37:Operator:/var:/bin/false
+nobody:x:65534:65534:nobody:/home:/bin/false
+`
 
 const busyboxGroup = `root:x:0:
 daemon:x:1:
