@@ -9,7 +9,9 @@
 #   make release      build the release bundle (hack/release.sh):
 #                     _output/shimless-$(VERSION)-linux-$(GOARCH).tar.gz + .sha256sum
 #   make bench        the performance bench (root; docs/performance.md)
-#   make conformance  critest v1.34.0 per handler, offline (root; docs/conformance.md)
+#   make conformance  critest v1.34.0 and containerd's CRI integration suite per
+#                     handler, offline (root; docs/conformance.md);
+#                     STOCK=1 adds stock containerd + gVisor's shim side by side
 #   make chaos        kill -9 at 200 random points, a full state disk, 500 pod
 #                     cycles with fds and goroutines flat (root; docs/chaos.md)
 #   make modfile      apply patches/containerd to a copy of the pinned containerd
@@ -179,16 +181,28 @@ clean:
 
 FORCE:
 
-# Conformance (root, offline): critest v1.34.0 against bin/containerd for
-# the runc, runsc and runsc-shim-style handlers; compares the failures with
-# conformance/critest-expected-failures.txt. Not part of `make test`.
-#   make conformance HANDLERS=runsc FOCUS='Networking'
+# Conformance (root, offline): critest v1.34.0 and containerd v2.4.2's own
+# CRI integration suite against bin/containerd for the runc, runsc and
+# runsc-shim-style handlers; compares the failures with
+# conformance/*-expected-failures.txt. STOCK=1 then runs the same suites
+# against stock containerd with gVisor's containerd-shim-runsc-v1
+# (bin/stock), STOCK=only just that. `make test` runs a subset
+# (hack/test.sh).
+#   make conformance HANDLERS=runsc SUITES=critest FOCUS='Networking'
+#   make conformance HANDLERS=runsc SUITES=cri-suite CRI_TESTS='TestContainerEvents'
+#   make conformance STOCK=1
 .PHONY: conformance
 conformance:
 	./hack/deps.sh
-	$(MAKE) binaries images bin/crictl bin/runc bin/critest
-	HANDLERS="$(HANDLERS)" FOCUS="$(FOCUS)" SKIP="$(SKIP)" ./hack/conformance.sh
+	$(MAKE) binaries images bin/crictl bin/runc bin/critest bin/cri-integration.test $(if $(STOCK),stock)
+	HANDLERS="$(HANDLERS)" SUITES="$(SUITES)" FOCUS="$(FOCUS)" SKIP="$(SKIP)" CRI_TESTS="$(CRI_TESTS)" STOCK="$(STOCK)" ./hack/conformance.sh
 
 # critest is a Go test binary (cmd/critest has only a _test.go file).
 bin/critest: build/tools/go.mod build/tools/go.sum
 	CGO_ENABLED=0 $(GO) test -C build/tools -c -trimpath -o $(CURDIR)/$@ sigs.k8s.io/cri-tools/cmd/critest
+
+# containerd v2.4.2's CRI integration suite as a test binary, from its own
+# build module (build/cri-suite: the suite's test imports are not in our
+# go.mod). Unpatched: the same binary tests ours and stock.
+bin/cri-integration.test: build/cri-suite/go.mod build/cri-suite/go.sum
+	CGO_ENABLED=0 $(GO) test -C build/cri-suite -c -trimpath -o $(CURDIR)/$@ github.com/containerd/containerd/v2/integration

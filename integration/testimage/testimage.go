@@ -39,6 +39,7 @@ type File struct {
 	Data     []byte // regular file contents
 	Linkname string // non-empty: a symlink to Linkname
 	Dir      bool
+	UID, GID int // owner (0:0 unless set)
 }
 
 // Image is a name, a config and its files.
@@ -80,7 +81,7 @@ func layer(files []File) (gz []byte, diffID digest.Digest, err error) {
 	var raw bytes.Buffer
 	tw := tar.NewWriter(&raw)
 	for _, f := range entries {
-		h := &tar.Header{Name: f.Path[1:], Mode: f.Mode, ModTime: epoch, Format: tar.FormatPAX}
+		h := &tar.Header{Name: f.Path[1:], Mode: f.Mode, Uid: f.UID, Gid: f.GID, ModTime: epoch, Format: tar.FormatPAX}
 		switch {
 		case f.Dir:
 			h.Typeflag, h.Name = tar.TypeDir, h.Name+"/"

@@ -17,6 +17,13 @@
 //
 // Not servable offline: test-image-digest@sha256:9700f9a2..., whose
 // manifest digest is fixed by the upstream bytes.
+//
+// It also serves stand-ins for the images of containerd's own CRI
+// integration suite (hack/cri-suite.sh passes them with -image-list), under
+// cri-suite.test/<name>: busybox, alpine (busybox), pause (shimless-pause),
+// resource-consumer (busybox plus a "stress" script), volume-copy-up and
+// volume-ownership (the upstream VOLUME layouts) and nginx (the web
+// server stand-in). The digest-pinned busybox cannot be served.
 package main
 
 import (
@@ -43,18 +50,21 @@ import (
 const (
 	e2e   = "registry.k8s.io/e2e-test-images/"
 	tools = "gcr.io/k8s-staging-cri-tools/"
+	// CRISuite is the registry host of the CRI integration suite's images.
+	criSuite = "cri-suite.test/"
 )
 
 func main() {
 	busybox := flag.String("busybox", "/bin/busybox", "static busybox binary (Debian: busybox-static)")
 	nnp := flag.String("nnp", "", "static binary printing its effective uid (integration/cmd/nnp)")
+	pausePath := flag.String("pause", "", "shimless-pause binary, for the CRI suite's pause image")
 	webPath := flag.String("webserver", "", "static web server binary (integration/cmd/webserver)")
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (loopback)")
 	addrFile := flag.String("addr-file", "", "write the listen address here once serving")
 	list := flag.Bool("list", false, "print the image names and exit")
 	flag.Parse()
 
-	images, err := buildImages(*busybox, *nnp, *webPath)
+	images, err := buildImages(*busybox, *nnp, *webPath, *pausePath)
 	if err != nil {
 		log.Fatalf("conformance-registry: %v", err)
 	}
@@ -81,7 +91,7 @@ func main() {
 	log.Fatal(http.Serve(ln, reg))
 }
 
-func buildImages(busyboxPath, nnpPath, webPath string) ([]testimage.Image, error) {
+func buildImages(busyboxPath, nnpPath, webPath, pausePath string) ([]testimage.Image, error) {
 	bb, err := testimage.ReadFile(busyboxPath)
 	if err != nil {
 		return nil, fmt.Errorf("%w (install Debian's busybox-static)", err)
@@ -187,8 +197,128 @@ func buildImages(busyboxPath, nnpPath, webPath string) ([]testimage.Image, error
 		img.Config.Cmd = []string{"/usr/local/bin/nnp"}
 		images = append(images, img)
 	}
+	images = append(images, criSuiteImages(base, webImage)...)
+	if pausePath != "" {
+		pause, err := testimage.ReadFile(pausePath)
+		if err != nil {
+			return nil, err
+		}
+		img := testimage.PauseImage(pause)
+		img.Name = criSuite + "pause:3.10.2"
+		images = append(images, img)
+	}
 	return images, nil
 }
+
+// criSuiteImages are the stand-ins for containerd v2.4.2's
+// integration/images list (see hack/cri-suite.sh for the -image-list).
+func criSuiteImages(base func(string, ...testimage.File) testimage.Image, webImage func(string, int) testimage.Image) []testimage.Image {
+	content := []byte("test_content\n")
+	copyUp := base(criSuite+"volume-copy-up:2.2",
+		testimage.File{Path: "/test_dir/test_file", Mode: 0o644, Data: content},
+		testimage.File{Path: "/C:/weird_test_dir/weird_test_file", Mode: 0o644, Data: content},
+		testimage.File{Path: "/:colon_prefixed/colon_prefixed_file", Mode: 0o644, Data: content})
+	copyUp.Config.Volumes = map[string]struct{}{"/test_dir": {}, "C:/weird_test_dir": {}, "/:colon_prefixed": {}}
+	// Upstream: FROM ubuntu; chown nobody:nogroup /test_dir; VOLUME /test_dir.
+	owner := base(criSuite+"volume-ownership:2.1",
+		testimage.File{Path: "/test_dir", Mode: 0o755, Dir: true, UID: 65534, GID: 65534})
+	owner.Config.Volumes = map[string]struct{}{"/test_dir": {}}
+	// resource-consumer runs a server by default; the suite only execs
+	// "stress -m 1 --vm-bytes 100M --vm-hang 0 -t 30" in it.
+	consumer := base(criSuite+"resource-consumer:1.10",
+		testimage.File{Path: "/usr/local/bin/stress", Mode: 0o755, Data: []byte(stress)})
+	consumer.Config.Cmd = []string{"sleep", "1000000"}
+	return []testimage.Image{
+		withGroups(base(criSuite + "busybox:1.36")),
+		alpine(withGroups(base(criSuite + "alpine:3.14.0"))),
+		consumer, copyUp, owner,
+		webImage(criSuite+"nginx:1.27.0", 80),
+	}
+}
+
+// alpine makes img look like alpine:3.14 where the image volume tests
+// look: /etc/os-release, and /bin/sh an absolute symlink to /bin/busybox
+// (a subpath that escapes).
+func alpine(img testimage.Image) testimage.Image {
+	for i, f := range img.Files {
+		if f.Path == "/bin/sh" {
+			img.Files[i].Linkname = "/bin/busybox"
+		}
+	}
+	img.Files = append(img.Files, testimage.File{Path: "/etc/os-release", Mode: 0o644,
+		Data: []byte("NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.14.0\n")})
+	return img
+}
+
+// withGroups gives img busybox:1.36's /etc/passwd and /etc/group:
+// TestAdditionalGids expects root in wheel (10), a user and a group 1
+// named daemon.
+func withGroups(img testimage.Image) testimage.Image {
+	for i, f := range img.Files {
+		switch f.Path {
+		case "/etc/passwd":
+			img.Files[i].Data = []byte(busyboxPasswd)
+		case "/etc/group":
+			img.Files[i].Data = []byte(busyboxGroup)
+		}
+	}
+	return img
+}
+
+const busyboxPasswd = `root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+bin:x:2:2:bin:/bin:/bin/false
+sys:x:3:3:sys:/dev:/bin/false
+sync:x:4:100:sync:/bin:/bin/sync
+mail:x:8:8:mail:/var/spool/mail:/bin/false
+www-data:x:33:33:www-data:/var/www:/bin/false
+operator:x:37:37:Operator:/var:/bin/false
+nobody:x:65534:65534:nobody:/home:/bin/false
+`
+
+const busyboxGroup = `root:x:0:
+daemon:x:1:
+bin:x:2:
+sys:x:3:
+adm:x:4:
+tty:x:5:
+disk:x:6:
+lp:x:7:
+mail:x:8:
+kmem:x:9:
+wheel:x:10:root
+cdrom:x:11:
+dialout:x:18:
+floppy:x:19:
+video:x:28:
+audio:x:29:
+tape:x:32:
+www-data:x:33:
+operator:x:37:
+utmp:x:43:
+plugdev:x:46:
+staff:x:50:
+lock:x:54:
+netdev:x:82:
+users:x:100:
+nogroup:x:65534:
+`
+
+// stress -m 1 --vm-bytes NM -t S: holds N MiB of anonymous memory (a
+// shell variable) for S seconds. Not a tmpfs file: the pod's /dev/shm is
+// 64 MiB.
+const stress = `#!/bin/sh
+mb=100 secs=30
+while [ $# -gt 0 ]; do
+	case $1 in
+	--vm-bytes) mb=${2%M}; shift ;;
+	-t) secs=$2; shift ;;
+	esac
+	shift
+done
+x=$(dd if=/dev/zero bs=1048576 count=$mb 2>/dev/null | tr '\0' x)
+sleep "$secs"
+`
 
 // pgrep NAME: the pids whose command name is NAME; exit 1 when none.
 const pgrep = `#!/bin/sh
@@ -303,7 +433,7 @@ func (r *registry) lookup(ns, repo, tag string) (ocispec.Descriptor, bool) {
 		d, ok := r.tags[ns+"/"+repo+":"+tag]
 		return d, ok
 	}
-	for _, host := range []string{"registry.k8s.io", "gcr.io"} {
+	for _, host := range []string{"registry.k8s.io", "gcr.io", "cri-suite.test"} {
 		if d, ok := r.tags[host+"/"+repo+":"+tag]; ok {
 			return d, true
 		}
