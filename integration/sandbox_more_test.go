@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +59,12 @@ func TestRunscHostNetworkPod(t *testing.T) {
 	pod.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{
 		NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
 	}
+	// A host-network pod has the node's hostname (kubelet sends none;
+	// runc refuses one): a custom one is InvalidArgument.
+	if _, err := d.Runtime.RunPodSandbox(context.Background(), &runtimeapi.RunPodSandboxRequest{Config: pod, RuntimeHandler: "runsc"}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("host-network pod with its own hostname: %v, want InvalidArgument", err)
+	}
+	pod.Hostname = ""
 	id := d.RunPod(pod, "runsc")
 	st := podState(t, d, id)
 	if st.Status.State != runtimeapi.PodSandboxState_SANDBOX_READY {

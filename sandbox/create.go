@@ -48,6 +48,7 @@ func (c *Controller) runPrivate(ctx context.Context, id, netnsPath string, hostN
 	// can be longer than a hostname may be: keep its first maxHostname.
 	cfg := &runtimeapi.PodSandboxConfig{Hostname: id[:min(len(id), maxHostname)], Linux: &runtimeapi.LinuxPodSandboxConfig{}}
 	if hostNetwork {
+		cfg.Hostname = "" // the node's
 		cfg.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{
 			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
 		}

@@ -43,6 +43,11 @@ func validatePodConfig(cfg *runtimeapi.PodSandboxConfig) error {
 	if err := validateHostname(cfg.GetHostname()); err != nil {
 		return err
 	}
+	if cfg.GetHostname() != "" && hostNetwork(cfg) {
+		// It shares the node's UTS namespace: runc refuses this too, and
+		// kubelet sends no hostname for host-network pods.
+		return invalid("hostname %q: a host-network pod has the node's hostname", cfg.GetHostname())
+	}
 	if err := validateDNS(cfg.GetDnsConfig()); err != nil {
 		return err
 	}
