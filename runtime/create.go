@@ -106,6 +106,11 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 	}
 	userNamespaceByMappings(&spec)
 	recursiveReadOnly(&spec)
+	if t.root && netns(&spec) == nil && spec.Hostname == "" {
+		// A host-network pod's sandbox has the node's hostname (CRI's
+		// podsandbox spec leaves it empty; runsc would show "?").
+		spec.Hostname, _ = os.Hostname()
+	}
 	if spec.Root != nil {
 		if err := readonlyPaths(&spec, spec.Root.Path); err != nil {
 			return nil, fmt.Errorf("container %s: %w: %w", id, err, errdefs.ErrInvalidArgument)
