@@ -44,17 +44,15 @@ type Handle struct {
 	s *Sandbox // Pod and Private: the controller's sandbox
 
 	// Root: kept here; the root task reports its start and exit.
-	mu         sync.Mutex
-	exited     chan struct{}
-	closeOnce  sync.Once
-	pid        uint32
-	cgroups    string
-	forced     bool
-	oomKilled  bool
-	oomConfirm func() bool
-	stopOOM    context.CancelFunc
-	released   bool
-	mem        *podMemory
+	mu        sync.Mutex
+	exited    chan struct{}
+	closeOnce sync.Once
+	pid       uint32
+	cgroups   string
+	fate
+	stopOOM  context.CancelFunc
+	released bool
+	mem      *podMemory
 }
 
 // AttachRequest says which sandbox a new (or recovered) container runs in.
@@ -100,7 +98,7 @@ func (c *Controller) Attach(ctx context.Context, req AttachRequest) (*Handle, er
 		return c.reattach(ctx, req.ContainerID, rec)
 	}
 	switch req.ContainerType {
-	case "container":
+	case runsc.ContainerTypeContainer:
 		if req.SandboxID == "" {
 			return nil, fmt.Errorf("container %s: no sandbox id: %w", req.ContainerID, errdefs.ErrInvalidArgument)
 		}
@@ -114,7 +112,7 @@ func (c *Controller) Attach(ctx context.Context, req AttachRequest) (*Handle, er
 			return nil, fmt.Errorf("container %s: sandbox %s is not a running runsc sandbox: %w", req.ContainerID, req.SandboxID, errdefs.ErrFailedPrecondition)
 		}
 		return h, nil
-	case "sandbox":
+	case runsc.ContainerTypeSandbox:
 		flags, err := RunscFlagsFromOptions(req.RuntimeOptions)
 		if err != nil {
 			return nil, fmt.Errorf("container %s: %w", req.ContainerID, err)
@@ -123,9 +121,9 @@ func (c *Controller) Attach(ctx context.Context, req AttachRequest) (*Handle, er
 			flags = map[string]string{}
 		}
 		if req.HostNetwork {
-			flags["network"] = "host"
+			flags[runsc.FlagNetwork] = runsc.NetworkHost
 		} else if req.NoNetwork {
-			flags["network"] = "none"
+			flags[runsc.FlagNetwork] = runsc.NetworkNone
 		}
 		return c.rootHandle(req.ContainerID, c.runsc.For(flags), 0, req.Cgroups, false)
 	default:
@@ -201,9 +199,7 @@ func (c *Controller) rootHandle(id string, r runsc.Runner, pid uint32, cgroups s
 			h.r, h.pid, h.cgroups = r, pid, cgroups
 			h.mu.Unlock()
 		}
-		if h.mem.cgroup == "" && cgroups != "" {
-			h.mem = newPodMemory(cgroups, c.opts.MemoryOverhead)
-		}
+		h.mem.setCgroup(cgroups)
 		return h, nil
 	}
 	h := &Handle{id: id, kind: KindRoot, owner: id, r: r, c: c, exited: make(chan struct{}), pid: pid, cgroups: cgroups, mem: newPodMemory(cgroups, c.opts.MemoryOverhead)}
@@ -278,38 +274,27 @@ func (h *Handle) Pid() uint32 {
 // (by the OOM killer, confirmed by its cgroup's counter, or by force):
 // their exits, which nobody saw, read as SIGKILL's 137.
 func (h *Handle) Killed() bool {
-	if h.s != nil {
-		h.s.mu.Lock()
-		defer h.s.mu.Unlock()
-		if !h.s.oomKilled && h.s.oomConfirm != nil && h.s.oomConfirm() {
-			h.s.oomKilled = true
-		}
-		return h.s.forced || h.s.oomKilled
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !h.oomKilled && h.oomConfirm != nil && h.oomConfirm() {
-		h.oomKilled = true
-	}
-	return h.forced || h.oomKilled
+	oom, forced := h.death()
+	return oom || forced
 }
 
 // OOMKilled reports a confirmed OOM kill in the sandbox's cgroup.
 func (h *Handle) OOMKilled() bool {
+	oom, _ := h.death()
+	return oom
+}
+
+// death reports how the sandbox died: the controller's Sandbox's fate, or
+// a root handle's own.
+func (h *Handle) death() (oom, forced bool) {
 	if h.s != nil {
 		h.s.mu.Lock()
 		defer h.s.mu.Unlock()
-		if !h.s.oomKilled && h.s.oomConfirm != nil && h.s.oomConfirm() {
-			h.s.oomKilled = true
-		}
-		return h.s.oomKilled
+		return h.s.fate.read()
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.oomKilled && h.oomConfirm != nil && h.oomConfirm() {
-		h.oomKilled = true
-	}
-	return h.oomKilled
+	return h.fate.read()
 }
 
 // ForceKill tears down a sandbox that does not answer: its whole process

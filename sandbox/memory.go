@@ -38,6 +38,16 @@ func newPodMemory(cgroup string, overhead int64) *podMemory {
 	return &podMemory{cgroup: cgroup, limits: map[string]int64{}, overhead: overhead}
 }
 
+// setCgroup gives a policy made before its cgroup was known (a root
+// handle recovered after one of its containers) the cgroup to write.
+func (m *podMemory) setCgroup(cgroup string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cgroup == "" {
+		m.cgroup = cgroup
+	}
+}
+
 // set records container id's limit (0: none) and applies the pod's.
 func (m *podMemory) set(ctx context.Context, cgroupRoot, id string, limit int64) {
 	if m == nil {

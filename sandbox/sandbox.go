@@ -14,6 +14,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/shimless/shimless/telemetry"
+
+	"github.com/shimless/shimless/sandbox/runsc"
 )
 
 // State is a sandbox's lifecycle state. Legal transitions:
@@ -32,10 +34,10 @@ const (
 
 // ExitUnknown is reported for a sandbox that died while containerd was not
 // watching it.
-const ExitUnknown = 255
+const ExitUnknown = runsc.ExitUnknown
 
 // exitForced is reported for a sandbox that had to be killed by force.
-const exitForced = 128 + 9
+const exitForced = runsc.ExitKilled
 
 // record is a sandbox's persisted state. It is written atomically after
 // every transition; recovery rebuilds the Sandbox from it.
@@ -72,15 +74,12 @@ type Sandbox struct {
 	// sandbox; it may be held across runsc calls.
 	op sync.Mutex
 
-	mu        sync.Mutex // guards rec, forced
-	rec       record
-	forced    bool       // Stop had to kill the process tree
-	corrupt   bool       // its record was unreadable at recovery (kept NOTREADY)
-	mem       *podMemory // its containers' memory limits (see memory.go)
-	oomKilled bool       // the kernel OOM-killed in the sandbox cgroup
-	// oomConfirm asks the sandbox cgroup's oom_kill counter (see watchOOM).
-	oomConfirm func() bool
-	exited     chan struct{} // closed once the sandbox has exited
+	mu      sync.Mutex // guards rec, fate, corrupt
+	rec     record
+	fate                  // how it died: killed by force, OOM-killed
+	corrupt bool          // its record was unreadable at recovery (kept NOTREADY)
+	mem     *podMemory    // its containers' memory limits (see memory.go)
+	exited  chan struct{} // closed once the sandbox has exited
 	// stopMonitor ends the exit monitor (on Shutdown or controller close).
 	stopMonitor context.CancelFunc
 
@@ -97,6 +96,24 @@ func newSandbox(rec record, recordPath, bundle string) *Sandbox {
 		telemetry.SandboxRunning() // recovered
 	}
 	return s
+}
+
+// fate says how a sandbox died, beyond its exit status: its containers'
+// exits, which nobody saw, read as SIGKILL's 137 when it was killed.
+type fate struct {
+	forced    bool // its process tree had to be killed
+	oomKilled bool // the kernel OOM-killed in the sandbox cgroup
+	// oomConfirm asks the sandbox cgroup's oom_kill counter (see watchOOM).
+	oomConfirm func() bool
+}
+
+// read reports an OOM kill and a forced kill. The exit can be seen before
+// the OOM event: the counter is asked. The owner's lock is held.
+func (f *fate) read() (oom, forced bool) {
+	if !f.oomKilled && f.oomConfirm != nil && f.oomConfirm() {
+		f.oomKilled = true
+	}
+	return f.oomKilled, f.forced
 }
 
 // snapshot returns a copy of the record.

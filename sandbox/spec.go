@@ -7,13 +7,16 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/shimless/shimless/sandbox/runsc"
 )
 
-// Annotations runsc reads to group a pod's containers into one sandbox.
+// Annotations runsc reads to group a pod's containers into one sandbox
+// (gVisor's vocabulary lives in sandbox/runsc).
 const (
-	AnnotationContainerType = "io.kubernetes.cri.container-type"
-	AnnotationSandboxID     = "io.kubernetes.cri.sandbox-id"
-	ContainerTypeSandbox    = "sandbox"
+	AnnotationContainerType = runsc.AnnotationContainerType
+	AnnotationSandboxID     = runsc.AnnotationSandboxID
+	ContainerTypeSandbox    = runsc.ContainerTypeSandbox
 	// AnnotationCgroupParent makes runsc put the pod's limits on the pod
 	// cgroup.
 	AnnotationCgroupParent = "dev.gvisor.spec.cgroup-parent"
@@ -126,9 +129,9 @@ func buildSpec(in specInput) (*specResult, error) {
 	}
 	switch {
 	case res.HostNetwork:
-		res.Flags["network"] = "host"
+		res.Flags[runsc.FlagNetwork] = runsc.NetworkHost
 	case in.NoNetwork:
-		res.Flags["network"] = "none"
+		res.Flags[runsc.FlagNetwork] = runsc.NetworkNone
 	default:
 		if in.NetNSPath == "" {
 			return nil, invalid("pod needs a network namespace but none was given")

@@ -34,7 +34,6 @@ const (
 // runsc state's status values (gvisor.dev/gvisor/runsc/container.Status
 // as `runsc state` prints it).
 const (
-	StatusCreated = "created"
 	StatusRunning = "running"
 	StatusPaused  = "paused"
 	StatusStopped = "stopped"
