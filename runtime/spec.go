@@ -70,6 +70,19 @@ func withRRO(mountOptions []string) []string {
 	return append(slices.Clone(mountOptions), mountOptionRRO)
 }
 
+// rootfsPath cleans a readonly or masked path; ok is false for the root
+// itself and for /proc and /sys, gVisor's own synthetic filesystems, which
+// do not expose the host's files runc's defaults hide.
+func rootfsPath(p string) (clean string, ok bool) {
+	clean = filepath.Clean("/" + p)
+	for _, synthetic := range []string{"/proc", "/sys"} {
+		if clean == synthetic || strings.HasPrefix(clean, synthetic+"/") {
+			return "", false
+		}
+	}
+	return clean, clean != "/"
+}
+
 // readonlyPaths applies linux.readonlyPaths, which runsc ignores: each path
 // in the container's rootfs becomes a read-only bind of itself (a path that
 // is a mount's destination gets "ro" on that mount). Paths are resolved
@@ -81,8 +94,8 @@ func readonlyPaths(spec *specs.Spec, rootfs string) error {
 		return nil
 	}
 	for _, p := range spec.Linux.ReadonlyPaths {
-		clean := filepath.Clean("/" + p)
-		if clean == "/" || clean == "/proc" || clean == "/sys" || strings.HasPrefix(clean, "/proc/") || strings.HasPrefix(clean, "/sys/") {
+		clean, ok := rootfsPath(p)
+		if !ok {
 			continue
 		}
 		mounted := false
@@ -121,8 +134,8 @@ func maskedPaths(spec *specs.Spec, rootfs, dir string) error {
 	}
 	empty := ""
 	for _, p := range spec.Linux.MaskedPaths {
-		clean := filepath.Clean("/" + p)
-		if clean == "/" || clean == "/proc" || clean == "/sys" || strings.HasPrefix(clean, "/proc/") || strings.HasPrefix(clean, "/sys/") {
+		clean, ok := rootfsPath(p)
+		if !ok {
 			continue
 		}
 		src, err := fs.RootPath(rootfs, clean)
