@@ -358,14 +358,7 @@ func TestRunscOOMKilled(t *testing.T) {
 		podID := d.RunPod(pod, handler)
 		c := harness.ContainerConfig("hog", "sh", "-c", "echo start; x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived")
 		id := d.StartContainer(podID, pod, c)
-		st := d.WaitExited(id, 90*time.Second)
-		d.Eventually(10*time.Second, func() error {
-			st = containerState(t, d, id)
-			if st.Reason != "OOMKilled" || st.ExitCode != 137 {
-				return fmt.Errorf("exit %d reason %q, want 137 OOMKilled", st.ExitCode, st.Reason)
-			}
-			return nil
-		})
+		requireOOMKilled(t, d, id)
 		stopAndRemove(t, d, podID)
 		noLeaks(t, d)
 	})
@@ -539,15 +532,21 @@ func TestRunscContainerMemoryLimit(t *testing.T) {
 		c := harness.ContainerConfig("hog", "sh", "-c", "echo start; dd if=/dev/urandom of=/dev/shm/fill bs=1M count=96; echo survived; sleep 1000")
 		c.Linux = &runtimeapi.LinuxContainerConfig{Resources: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 16 << 20}}
 		id := d.StartContainer(podID, pod, c)
-		st := d.WaitExited(id, 90*time.Second)
-		d.Eventually(10*time.Second, func() error {
-			st = containerState(t, d, id)
-			if st.Reason != "OOMKilled" || st.ExitCode != 137 {
-				return fmt.Errorf("exit %d reason %q, want 137 OOMKilled", st.ExitCode, st.Reason)
-			}
-			return nil
-		})
+		requireOOMKilled(t, d, id)
 		stopAndRemove(t, d, podID)
 		noLeaks(t, d)
+	})
+}
+
+// requireOOMKilled waits for a container to exit and read 137 OOMKilled.
+func requireOOMKilled(t *testing.T, d *harness.Daemon, id string) {
+	t.Helper()
+	d.WaitExited(id, 90*time.Second)
+	d.Eventually(10*time.Second, func() error {
+		st := containerState(t, d, id)
+		if st.Reason != "OOMKilled" || st.ExitCode != 137 {
+			return fmt.Errorf("exit %d reason %q, want 137 OOMKilled", st.ExitCode, st.Reason)
+		}
+		return nil
 	})
 }
