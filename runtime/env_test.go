@@ -3,9 +3,10 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"github.com/containerd/log"
+	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/containerd/containerd/v2/core/runtime"
 	csandbox "github.com/containerd/containerd/v2/core/sandbox"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/log"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -260,13 +262,57 @@ func eventually(t *testing.T, f func() error) {
 }
 
 // openFDs counts this process's open file descriptors.
-func openFDs(t *testing.T) int {
+// openFDs lists this process's open fds and what each refers to.
+func openFDs(t *testing.T) map[string]string {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(ents)
+	out := map[string]string{}
+	for _, e := range ents {
+		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		out[e.Name()] = target
+	}
+	return out
+}
+
+// settledFDs is openFDs once the set stops changing (the monitors that
+// earlier steps started open their pidfds asynchronously).
+func settledFDs(t *testing.T) map[string]string {
+	t.Helper()
+	prev := openFDs(t)
+	for i := 0; i < 100; i++ {
+		time.Sleep(20 * time.Millisecond)
+		cur := openFDs(t)
+		if maps.Equal(prev, cur) {
+			return cur
+		}
+		prev = cur
+	}
+	return prev
+}
+
+// newFDs returns the fds open now that were not open (or referred to
+// something else) in before, after giving the goroutines of earlier tests
+// up to two seconds to close theirs: only an fd that stays is a leak. The
+// fd listing /proc/self/fd is not counted.
+func newFDs(t *testing.T, before map[string]string) map[string]string {
+	t.Helper()
+	self := "/proc/" + strconv.Itoa(os.Getpid()) + "/fd"
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		added := map[string]string{}
+		for fd, target := range openFDs(t) {
+			if before[fd] != target && target != self {
+				added[fd] = target
+			}
+		}
+		if len(added) == 0 || time.Now().After(deadline) {
+			return added
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func must(t *testing.T, err error) {

@@ -317,7 +317,7 @@ func TestCreateFailureLeaksNothing(t *testing.T) {
 	e := newEnv(t)
 	e.pod("pod")
 	e.container("pod", "warm", false) // warm up lazily opened fds
-	before := openFDs(t)
+	before := settledFDs(t)
 	orig := writeJSON
 	writeJSON = func(string, any) error { return fmt.Errorf("write: %w", syscall.ENOSPC) }
 	_, err := e.r.Create(e.ctx, "c1", e.createOpts("pod"))
@@ -325,8 +325,8 @@ func TestCreateFailureLeaksNothing(t *testing.T) {
 	if err == nil {
 		t.Fatal("create succeeded without its record")
 	}
-	if after := openFDs(t); after != before {
-		t.Fatalf("fds %d -> %d", before, after)
+	if leaked := newFDs(t, before); len(leaked) > 0 {
+		t.Fatalf("fds leaked: %v", leaked)
 	}
 	if _, err := os.Stat(filepath.Join(e.dir, "tasks", "k8s.io", "c1")); !os.IsNotExist(err) {
 		t.Fatalf("task dir left: %v", err)
