@@ -147,7 +147,7 @@ func (e *Exec) Start(ctx context.Context) (retErr error) {
 			// Nobody could see its output or its exit: take it down.
 			master.Close()
 			sio.closeStdin()
-			_ = client.KillPid(context.WithoutCancel(ctx), t.id, pid, unix.SIGKILL)
+			_ = client.KillPid(context.WithoutCancel(ctx), t.sb.ID(), t.id, pid, unix.SIGKILL)
 			return fmt.Errorf("exec %s in %s: %w", e.id, t.id, err)
 		}
 	}
@@ -160,7 +160,7 @@ func (e *Exec) Start(ctx context.Context) (retErr error) {
 	if err != nil {
 		// Its container exited while runsc started the process: the exec
 		// has been ended already; take the process back down.
-		_ = client.KillPid(context.WithoutCancel(ctx), t.id, pid, unix.SIGKILL)
+		_ = client.KillPid(context.WithoutCancel(ctx), t.sb.ID(), t.id, pid, unix.SIGKILL)
 		sio.closeStdin()
 		sio.closeConsole()
 		return fmt.Errorf("exec %s ended while it started: %w", e.id, err)
@@ -241,7 +241,7 @@ func (e *Exec) Kill(ctx context.Context, signal uint32, _ bool) error {
 	if st != runtime.RunningStatus {
 		return fmt.Errorf("exec %s: process not running: %w", e.id, errdefs.ErrNotFound)
 	}
-	if err := e.task.sb.Runsc().KillPid(ctx, e.task.id, pid, unix.Signal(signal)); err != nil && !runsc.IsNoSuchProcess(err) {
+	if err := e.task.sb.Runsc().KillPid(ctx, e.task.sb.ID(), e.task.id, pid, unix.Signal(signal)); err != nil && !runsc.IsNoSuchProcess(err) {
 		return err
 	}
 	return nil

@@ -73,7 +73,7 @@ func (t *Task) killRemaining(ctx context.Context) {
 	}
 	kctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := t.sb.Runsc().Kill(kctx, t.id, unix.SIGKILL, true); err != nil && !errors.Is(err, runsc.ErrNotExist) && !runsc.IsNoSuchProcess(err) {
+	if err := t.sb.Runsc().Kill(kctx, t.sb.ID(), t.id, unix.SIGKILL, true); err != nil && !errors.Is(err, runsc.ErrNotExist) && !runsc.IsNoSuchProcess(err) {
 		log.G(ctx).WithError(err).WithField("container", t.id).Debug("kill the remaining processes after init exited")
 	}
 }

@@ -147,7 +147,7 @@ func (t *Task) Start(ctx context.Context) (retErr error) {
 	if err != nil {
 		// Its sandbox was lost while runsc started it: it has been
 		// reported exited already; take what started back down.
-		_ = client.Kill(context.WithoutCancel(ctx), t.id, unix.SIGKILL, true)
+		_ = client.Kill(context.WithoutCancel(ctx), t.sb.ID(), t.id, unix.SIGKILL, true)
 		return fmt.Errorf("container %s ended while it started: %w", t.id, err)
 	}
 	if err := t.persist(); err != nil {
@@ -199,7 +199,7 @@ func (t *Task) Kill(ctx context.Context, signal uint32, all bool) (retErr error)
 		t.exit(ctx, 128+signal)
 		return nil
 	}
-	err := client.Kill(kctx, t.id, unix.Signal(signal), all)
+	err := client.Kill(kctx, t.sb.ID(), t.id, unix.Signal(signal), all)
 	switch {
 	case err == nil:
 		return nil

@@ -72,7 +72,7 @@ func (t *Task) unparkTTY(ctx context.Context) {
 	t.ttyHolder = 0
 	t.mu.Unlock()
 	if holder > 0 {
-		_ = t.sb.Runsc().KillPid(ctx, t.sb.ID(), holder, unix.SIGKILL)
+		_ = t.sb.Runsc().KillPid(ctx, t.sb.ID(), t.sb.ID(), holder, unix.SIGKILL)
 	}
 }
 

@@ -82,6 +82,9 @@ type Sandbox struct {
 	exited  chan struct{} // closed once the sandbox has exited
 	// stopMonitor ends the exit monitor (on Shutdown or controller close).
 	stopMonitor context.CancelFunc
+	// released: runsc's state of the exited sandbox has been deleted (by
+	// Stop; Shutdown then has nothing left to ask runsc). Guarded by op.
+	released bool
 
 	recordPath string
 	bundle     string // runsc bundle: config.json and runsc's output

@@ -54,7 +54,7 @@ func (c *Controller) stopLocked(ctx context.Context, s *Sandbox, opts ...sandbox
 		// does not answer runsc kill.
 		graceful, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		if err := c.client(rec).Kill(graceful, rec.ID, unix.SIGKILL, true); err != nil && !errors.Is(err, runsc.ErrNotExist) {
+		if err := c.client(rec).Kill(graceful, rec.ID, rec.ID, unix.SIGKILL, true); err != nil && !errors.Is(err, runsc.ErrNotExist) {
 			l.WithError(err).Warn("runsc kill failed; will tear down by force if it does not exit")
 		}
 		select {
@@ -67,10 +67,11 @@ func (c *Controller) stopLocked(ctx context.Context, s *Sandbox, opts ...sandbox
 			}
 		}
 	}
-	if rec.State != StateCreated {
+	if rec.State != StateCreated && !s.released {
 		if err := c.releaseRunsc(ctx, s); err != nil {
 			return err
 		}
+		s.released = true
 	}
 	l.WithField("took", time.Since(begin)).Info("sandbox stopped")
 	return nil

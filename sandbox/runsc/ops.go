@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
 	runc "github.com/containerd/go-runc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
@@ -185,17 +186,54 @@ func (c *Client) List(ctx context.Context) (_ []*Container, retErr error) {
 	return l, nil
 }
 
-// Kill sends sig to the container's init (or, with all, to every process).
-func (c *Client) Kill(ctx context.Context, id string, sig unix.Signal, all bool) (retErr error) {
-	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "kill", id)
-	defer func() { done(retErr) }()
+// Kill sends sig to the container's init (or, with all, to every process
+// of the container), over the sandbox's control socket: the same
+// containerManager.Signal call `runsc kill` makes after reading the state
+// file, without a runsc process. A container the sandbox does not know, or
+// a sandbox that is gone, is ErrNotExist; an exited process "no such
+// process" (IsNoSuchProcess).
+func (c *Client) Kill(ctx context.Context, sandboxID, id string, sig unix.Signal, all bool) error {
+	mode := deliverToProcess
+	if all {
+		mode = deliverToAllProcesses
+	}
+	return c.signal(ctx, sandboxID, signalArgs{CID: id, Signo: int32(sig), Mode: mode})
+}
+
+// KillPid signals one process (by its pid inside the sandbox) of a
+// container, as `runsc kill --pid` does.
+func (c *Client) KillPid(ctx context.Context, sandboxID, id string, pid int, sig unix.Signal) error {
+	if pid <= 0 {
+		return fmt.Errorf("signal %d to process %d of %s: %w", sig, pid, id, errdefs.ErrInvalidArgument)
+	}
+	return c.signal(ctx, sandboxID, signalArgs{CID: id, Signo: int32(sig), PID: int32(pid), Mode: deliverToProcess})
+}
+
+// signalArgs mirrors gvisor.dev/gvisor/runsc/boot.SignalArgs (uRPC
+// encodes by field name; vocab_test.go pins the fields).
+type signalArgs struct {
+	CID   string
+	Signo int32
+	PID   int32
+	Mode  signalDeliveryMode
+}
+
+// signalDeliveryMode is runsc/boot.SignalDeliveryMode.
+type signalDeliveryMode int
+
+const (
+	deliverToProcess      signalDeliveryMode = 0 // boot.DeliverToProcess
+	deliverToAllProcesses signalDeliveryMode = 1 // boot.DeliverToAllProcesses
+)
+
+func (c *Client) signal(ctx context.Context, sandboxID string, args signalArgs) error {
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
-	if err := c.cmd().Kill(ctx, id, int(sig), &runsccmd.KillOpts{All: all}); err != nil {
-		if isNotExist(err) {
-			return fmt.Errorf("%s: %w", id, ErrNotExist)
+	if err := c.rpc(ctx, sandboxID, MethodSignal, &args, nil); err != nil {
+		if ctx.Err() == nil && isNotExist(err) && !IsNoSuchProcess(err) {
+			return fmt.Errorf("signal %d to %s: %w: %v", args.Signo, args.CID, ErrNotExist, err)
 		}
-		return fmt.Errorf("runsc kill %s %d: %w", id, sig, err)
+		return fmt.Errorf("signal %d to %s: %w", args.Signo, args.CID, err)
 	}
 	return nil
 }
@@ -272,7 +310,10 @@ func (c *Client) rpc(ctx context.Context, sandboxID, method string, arg, result 
 	go func() {
 		select {
 		case <-ctx.Done():
-			conn.Close()
+			// Close the socket itself: the client's Close waits for
+			// the call's lock, which a sandbox that never answers
+			// holds for good. Closing the socket wakes the call.
+			_ = conn.Socket.Close()
 		case <-done:
 		}
 	}()
@@ -396,19 +437,6 @@ func (c *Client) ExecWithFiles(ctx context.Context, sandboxID, cid string, proc 
 		return 0, fmt.Errorf("exec in %s: %w", cid, err)
 	}
 	return int(pid), nil
-}
-
-// KillPid signals one process (by its pid inside the sandbox) of a
-// container.
-func (c *Client) KillPid(ctx context.Context, id string, pid int, sig unix.Signal) (retErr error) {
-	ctx, done := telemetry.RunscCall(ctx, telemetry.KindCLI, "kill", id)
-	defer func() { done(retErr) }()
-	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
-	defer cancel()
-	if err := c.cmd().Kill(ctx, id, int(sig), &runsccmd.KillOpts{Pid: pid}); err != nil {
-		return fmt.Errorf("runsc kill --pid %d %s: %w", pid, id, err)
-	}
-	return nil
 }
 
 // Pause and Resume freeze and thaw a container.

@@ -33,9 +33,7 @@ type Runner interface {
 	Create(ctx context.Context, id, bundle string, opts CreateOptions) error
 	Start(ctx context.Context, id string, stdio runc.IO) error
 	State(ctx context.Context, id string) (*Container, error)
-	Kill(ctx context.Context, id string, sig unix.Signal, all bool) error
 	Delete(ctx context.Context, id string) error
-	KillPid(ctx context.Context, id string, pid int, sig unix.Signal) error
 	Pause(ctx context.Context, id string) error
 	Resume(ctx context.Context, id string) error
 	Ps(ctx context.Context, id string) ([]int, error)
@@ -43,6 +41,10 @@ type Runner interface {
 	Update(ctx context.Context, id string, res *specs.LinuxResources) error
 
 	// The sandbox's control socket.
+	// Kill signals a container's init, or with all every process of it;
+	// KillPid one process of it (its pid inside the sandbox).
+	Kill(ctx context.Context, sandboxID, id string, sig unix.Signal, all bool) error
+	KillPid(ctx context.Context, sandboxID, id string, pid int, sig unix.Signal) error
 	WaitContainer(ctx context.Context, sandboxID, cid string) (unix.WaitStatus, error)
 	WaitPID(ctx context.Context, sandboxID, cid string, pid int) (unix.WaitStatus, error)
 	Exec(ctx context.Context, sandboxID, cid string, proc specs.Process, stdio IO) (int, error)

@@ -12,13 +12,14 @@ import (
 
 // The sandbox control socket's uRPC methods
 // (gvisor.dev/gvisor/runsc/boot: ContMgrWait, ContMgrWaitPID,
-// ContMgrExecuteAsync).
+// ContMgrExecuteAsync, ContMgrPortForward, ContMgrEvent, ContMgrSignal).
 const (
 	MethodWait         = "containerManager.Wait"
 	MethodWaitPID      = "containerManager.WaitPID"
 	MethodExecuteAsync = "containerManager.ExecuteAsync"
 	MethodPortForward  = "containerManager.PortForward"
 	MethodEvent        = "containerManager.Event"
+	MethodSignal       = "containerManager.Signal"
 )
 
 // CRI's annotations by which runsc places a container in a sandbox

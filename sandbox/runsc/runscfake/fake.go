@@ -376,7 +376,7 @@ func (r *runner) State(ctx context.Context, id string) (*runsc.Container, error)
 	return &runsc.Container{ID: id, Status: st}, nil
 }
 
-func (r *runner) Kill(ctx context.Context, id string, sig unix.Signal, _ bool) error {
+func (r *runner) Kill(ctx context.Context, _, id string, sig unix.Signal, _ bool) error {
 	if err := r.f.enter(ctx, "Kill", id); err != nil {
 		return err
 	}
@@ -423,7 +423,7 @@ func (r *runner) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-func (r *runner) KillPid(ctx context.Context, id string, pid int, sig unix.Signal) error {
+func (r *runner) KillPid(ctx context.Context, _, id string, pid int, sig unix.Signal) error {
 	if err := r.f.enter(ctx, "KillPid", id); err != nil {
 		return err
 	}
