@@ -51,16 +51,20 @@ func (c *Controller) Start(ctx context.Context, id string) (_ sandbox.Controller
 
 	r := c.client(rec)
 	pidFile := filepath.Join(s.bundle, "runsc.pid")
-	if err := r.Create(ctx, id, s.bundle, runsc.CreateOptions{OutputPath: filepath.Join(s.bundle, "runsc.out"), PidFile: pidFile}); err != nil {
-		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w; %s", id, err, c.debugHint(id))
-	}
+	// One runsc process creates and starts the sandbox (runsc run
+	// --detach): the pod's containers are not started by it, so nothing
+	// happens between the two that needs runsc create on its own.
+	runErr := r.Run(ctx, id, s.bundle, runsc.CreateOptions{OutputPath: filepath.Join(s.bundle, "runsc.out"), PidFile: pidFile})
 	pid, err := runsc.ReadPidFile(pidFile)
-	if err != nil {
-		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w; %s", id, err, c.debugHint(id))
+	if err == nil {
+		// A failed start kills what the pid file names (runsc's own
+		// cleanup after a failed run may not have).
+		rec.Pid = uint32(pid)
 	}
-	// The record knows the pid before start: a failed start kills it.
-	rec.Pid = uint32(pid)
-	if err := r.Start(ctx, id, nil); err != nil {
+	if runErr != nil {
+		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w; %s", id, runErr, c.debugHint(id))
+	}
+	if err != nil {
 		return sandbox.ControllerInstance{}, fmt.Errorf("start sandbox %s: %w; %s", id, err, c.debugHint(id))
 	}
 	if !isRunscProcess(r.RootDir(), pid) {

@@ -8,9 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -90,6 +92,19 @@ func (c *Client) cmd() *runsccmd.Runsc {
 		r.DebugLog = c.DebugLogDir + "/"
 	}
 	return r
+}
+
+// globalArgs are the runsc flags every command of this client gets, as
+// cmd() passes them (for the commands gVisor's runsccmd has no call for).
+func (c *Client) globalArgs() []string {
+	args := []string{"--root=" + c.Root}
+	for _, k := range slices.Sorted(maps.Keys(c.Flags)) {
+		args = append(args, "--"+k+"="+c.Flags[k])
+	}
+	if c.DebugLogDir != "" {
+		args = append(args, "--debug", "--debug-log="+c.DebugLogDir+"/")
+	}
+	return args
 }
 
 // Version runs `runsc --version` and returns its first line. It is the

@@ -32,6 +32,8 @@ type Runner interface {
 	// The CLI: containers and sandboxes.
 	Create(ctx context.Context, id, bundle string, opts CreateOptions) error
 	Start(ctx context.Context, id string, stdio runc.IO) error
+	// Run is Create and Start in one runsc process (runsc run --detach).
+	Run(ctx context.Context, id, bundle string, opts CreateOptions) error
 	State(ctx context.Context, id string) (*Container, error)
 	Delete(ctx context.Context, id string) error
 	Pause(ctx context.Context, id string) error

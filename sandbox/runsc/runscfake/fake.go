@@ -118,6 +118,16 @@ func (f *Fake) enter(ctx context.Context, method, id string) error {
 	return nil
 }
 
+// Forget removes a sub-container from its sandbox without an exit, as if
+// it ended and was deleted while nobody watched.
+func (f *Fake) Forget(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.containers[id]; ok && c.SandboxID != id {
+		delete(f.containers, id)
+	}
+}
+
 // Exit ends a container's init with status (an exit code, or 128+signal).
 func (f *Fake) Exit(id string, status int) {
 	f.mu.Lock()
@@ -340,6 +350,22 @@ func (r *runner) container(id string) (*Container, error) {
 		return nil, fmt.Errorf("container %q: %w", id, runsc.ErrNotExist)
 	}
 	return c, nil
+}
+
+// Run is Create then Start, as runsc run --detach; a failed start
+// destroys what was created.
+func (r *runner) Run(ctx context.Context, id, bundle string, opts runsc.CreateOptions) error {
+	if err := r.f.enter(ctx, "Run", id); err != nil {
+		return err
+	}
+	if err := r.Create(ctx, id, bundle, opts); err != nil {
+		return err
+	}
+	if err := r.Start(ctx, id, nil); err != nil {
+		_ = r.Delete(context.WithoutCancel(ctx), id)
+		return err
+	}
+	return nil
 }
 
 func (r *runner) Start(ctx context.Context, id string, _ runc.IO) error {
