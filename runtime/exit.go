@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/runtime"
@@ -27,9 +28,19 @@ func (t *Task) startMonitor() {
 		defer cancel()
 		l := log.G(ctx).WithFields(log.Fields{"container": t.id, "sandbox": t.sb.ID()})
 		client := t.sb.Runsc()
+		// unknown: the sandbox does not know the container (it ended and
+		// was removed while containerd was down): its exit is lost.
+		var unknown atomic.Bool
 		code, seen := runsc.WaitExit(ctx,
-			func(ctx context.Context) (unix.WaitStatus, error) { return client.WaitContainer(ctx, t.sb.ID(), t.id) },
-			t.sandboxGoneWithin,
+			func(ctx context.Context) (unix.WaitStatus, error) {
+				ws, err := client.WaitContainer(ctx, t.sb.ID(), t.id)
+				if errors.Is(err, runsc.ErrNotExist) {
+					l.WithError(err).Warn("the sandbox does not know the container; its exit status is lost")
+					unknown.Store(true)
+				}
+				return ws, err
+			},
+			func(ctx context.Context) bool { return unknown.Load() || t.sandboxGoneWithin(ctx) },
 			func(err error) { l.WithError(err).Debug("wait for container failed; retrying") })
 		switch {
 		case seen:

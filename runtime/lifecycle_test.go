@@ -5,6 +5,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/containerd/cgroups/v3"
@@ -278,6 +279,111 @@ func TestRecoveryStateErrorIsNotExit(t *testing.T) {
 	e.fake.Exit("c1", 4)
 	if exit := e.wait(task); exit.Status != 4 {
 		t.Fatalf("exit %d, want 4", exit.Status)
+	}
+}
+
+// Recovery asks runsc nothing (no runsc state per container): a running
+// container is re-attached from its sandbox process, and an exit that
+// happened while containerd was down is reported with its status by the
+// exit watch, which asks the sandbox.
+func TestRecoveryAsksRunscNothing(t *testing.T) {
+	e := newEnv(t)
+	e.pod("pod")
+	e.container("pod", "up", true)
+	e.container("pod", "ended", true)
+	e.c.Close()             // containerd is down
+	e.fake.Exit("ended", 3) // nobody watches
+	e.fake.SetHook("State", runscfake.Fail(errors.New("runsc state during recovery")))
+	before := e.fake.Calls("State")
+	e.start()
+	if n := e.fake.Calls("State") - before; n != 0 {
+		t.Errorf("recovery ran runsc state %d times", n)
+	}
+	up, err := e.r.Get(e.ctx, "up")
+	must(t, err)
+	if st := status(t, up); st != runtime.RunningStatus {
+		t.Fatalf("running container after recovery: %v", st)
+	}
+	ended, err := e.r.Get(e.ctx, "ended")
+	must(t, err)
+	if exit := e.wait(ended); exit.Status != 3 {
+		t.Fatalf("exit while down reported as %d, want 3", exit.Status)
+	}
+	e.fake.Exit("up", 5)
+	if exit := e.wait(up); exit.Status != 5 {
+		t.Fatalf("exit after recovery %d, want 5", exit.Status)
+	}
+}
+
+// A container its sandbox no longer knows (ended and removed while
+// containerd was down) ends with an unknown status after recovery instead
+// of being watched for good; one whose sandbox died ends too.
+func TestRecoveryLostContainers(t *testing.T) {
+	e := newEnv(t)
+	e.pod("pod")
+	e.pod("dead")
+	e.container("pod", "forgotten", true)
+	e.container("dead", "orphan", true)
+	e.c.Close()
+	e.fake.Forget("forgotten")
+	e.fake.KillSandbox("dead")
+	e.start()
+	for _, id := range []string{"forgotten", "orphan"} {
+		task, err := e.r.Get(e.ctx, id)
+		must(t, err)
+		if exit := e.wait(task); exit.Status != exitUnknown {
+			t.Errorf("%s: exit %d, want %d (unknown)", id, exit.Status, exitUnknown)
+		}
+	}
+}
+
+// A gVisor-shim style pod's container is recovered in its root sandbox,
+// whether it is recovered before its root task or after, and from a record
+// written before records named the sandbox's kind: it stays running, and
+// its sandbox's death ends it.
+func TestRecoveryShimStyleContainer(t *testing.T) {
+	for _, oldRecord := range []bool{false, true} {
+		t.Run(fmt.Sprintf("oldRecord=%v", oldRecord), func(t *testing.T) {
+			e := newEnv(t)
+			root, err := e.r.Create(e.ctx, "pause", e.rootOpts("pause"))
+			must(t, err)
+			must(t, root.Start(e.ctx))
+			e.container("pause", "a-first", true) // recovered before "pause"
+			e.container("pause", "z-last", true)  // and after it
+			e.c.Close()
+			if oldRecord {
+				for _, id := range []string{"a-first", "z-last"} {
+					path := filepath.Join(e.dir, "tasks", "k8s.io", id, "task.json")
+					var rec map[string]any
+					data, err := os.ReadFile(path)
+					must(t, err)
+					must(t, json.Unmarshal(data, &rec))
+					if rec["inRoot"] != true {
+						t.Fatalf("%s: record does not say it is in a root sandbox: %s", id, data)
+					}
+					delete(rec, "inRoot")
+					data, err = json.Marshal(rec)
+					must(t, err)
+					must(t, os.WriteFile(path, data, 0o600))
+				}
+			}
+			e.start()
+			var tasks []runtime.Task
+			for _, id := range []string{"a-first", "z-last", "pause"} {
+				task, err := e.r.Get(e.ctx, id)
+				must(t, err)
+				if st := status(t, task); st != runtime.RunningStatus {
+					t.Fatalf("%s after recovery: %v, want running", id, st)
+				}
+				tasks = append(tasks, task)
+			}
+			e.fake.KillSandbox("pause")
+			for _, task := range tasks {
+				if exit := e.wait(task); exit.Status != exitUnknown {
+					t.Errorf("%s: exit %d, want %d", task.ID(), exit.Status, exitUnknown)
+				}
+			}
+		})
 	}
 }
 

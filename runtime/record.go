@@ -20,8 +20,10 @@ type taskRecord struct {
 	Namespace string `json:"namespace"`
 	SandboxID string `json:"sandboxId"`
 	// Root: the task is its sandbox's root container (sandbox.KindRoot);
-	// Private: it owns a private sandbox (sandbox.KindPrivate).
+	// InRoot: it joined such a sandbox (a gVisor-shim style pod's
+	// container); Private: it owns a private sandbox (sandbox.KindPrivate).
 	Root       bool           `json:"root"`
+	InRoot     bool           `json:"inRoot,omitempty"`
 	Private    bool           `json:"private,omitempty"`
 	Cgroups    string         `json:"cgroups,omitempty"`
 	TTYIndex   int            `json:"ttyIndex"`
@@ -43,7 +45,7 @@ type taskRecord struct {
 // kind is the kind of the task's sandbox.
 func (r *taskRecord) kind() sandbox.Kind {
 	switch {
-	case r.Root:
+	case r.Root, r.InRoot:
 		return sandbox.KindRoot
 	case r.Private:
 		return sandbox.KindPrivate
@@ -58,7 +60,7 @@ func (t *Task) persist() error {
 	defer t.recMu.Unlock()
 	t.mu.Lock()
 	rec := taskRecord{
-		ID: t.id, Namespace: t.ns, SandboxID: t.sb.ID(), Root: t.sb.IsRoot(t.id), Private: t.sb.Kind() == sandbox.KindPrivate,
+		ID: t.id, Namespace: t.ns, SandboxID: t.sb.ID(), Root: t.sb.IsRoot(t.id), InRoot: t.sb.Kind() == sandbox.KindRoot && !t.sb.IsRoot(t.id), Private: t.sb.Kind() == sandbox.KindPrivate,
 		Cgroups: t.cgroups, TTYIndex: t.ttyIndex, TTYHolder: t.ttyHolder, IO: t.io,
 		Status: t.status, Pid: t.pid, ExitStatus: t.exitStatus, ExitedAt: t.exitedAt,
 		Flags: t.sb.Runsc().FlagSet(), RunscRoot: t.sb.RunscRoot(), MemoryLimit: t.memLimit,

@@ -163,6 +163,14 @@ func (c *Controller) reattach(ctx context.Context, containerID string, rec *Reco
 		return h, nil
 	default:
 		h, err := c.podHandle(rec.SandboxID)
+		if err != nil && rec.Kind == KindPod && errdefs.IsNotFound(err) && IsRunscProcess(r.RootDir(), rec.Pid) {
+			// A gVisor-shim style pod's container recorded before task
+			// records said so: no pod of this controller, but its
+			// sandbox process runs. Its sandbox is a root sandbox.
+			root := *rec
+			root.Kind = KindRoot
+			return c.reattach(ctx, containerID, &root)
+		}
 		if err != nil {
 			// The sandbox is gone (or stopped): a handle that reads gone.
 			h = &Handle{id: rec.SandboxID, kind: rec.Kind, r: r, c: c, exited: make(chan struct{})}

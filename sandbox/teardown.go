@@ -89,6 +89,12 @@ func isRunscProcess(root string, pid int) bool {
 	return false
 }
 
+// IsRunscProcess reports whether pid is a live process of the runsc root
+// (a sandbox process as its owner recorded it): no runsc process is asked.
+func IsRunscProcess(root string, pid uint32) bool {
+	return pid > 0 && isRunscProcess(root, int(pid))
+}
+
 // killTree SIGKILLs a sandbox's whole process tree and waits (bounded) for
 // the processes to be gone.
 func (c *Controller) killTree(ctx context.Context, rec record) {
