@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -229,7 +230,14 @@ func (d *Daemon) start() {
 	d.cmd, d.exited = cmd, exited
 	d.mu.Unlock()
 
+	// gRPC's default reconnect backoff starts at 1s: a client that tried
+	// before the socket existed would see containerd a second late, which
+	// the restart figures must not count.
 	conn, err := grpc.NewClient("unix://"+d.Address, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 20 * time.Millisecond, Multiplier: 1.2, MaxDelay: 200 * time.Millisecond},
+			MinConnectTimeout: 2 * time.Second,
+		}),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", d.Address)
 		}))
@@ -264,7 +272,7 @@ func (d *Daemon) start() {
 			err = fmt.Errorf("not ready: %v", resp.GetStatus().GetConditions())
 		}
 		lastErr = err
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	d.t.Fatalf("CRI not ready within 60s: %v; log:\n%s", lastErr, d.LogTail(60))
 }
