@@ -17,9 +17,13 @@ import (
 
 // floorTarget does a pod's work with the runsc CLI alone: a sandbox whose
 // root runs shimless-pause, a busybox container joining it, runsc exec,
-// runsc kill/delete. No CRI, no CNI (the sandbox gets a new network
-// namespace with loopback only), no containerd: the floor any runtime
-// driving runsc pays.
+// runsc kill/delete. No CRI, no CNI, no containerd: the floor any runtime
+// driving runsc pays. What a CRI pod has that runsc sets up itself is
+// given to it before the clock starts, so runsc does the same work: a
+// network namespace holding a veth with an address and a default route
+// (CNI's bridge plugin gives a pod the same; runsc start moves it into its
+// netstack, and the Sentry keeps its buffers), and the container's
+// /etc/hostname, /etc/hosts, /etc/resolv.conf and /dev/shm mounts.
 type floorTarget struct {
 	runsc, pause, busybox string
 	dir                   string // bundles, rootfs, stdout files
@@ -132,13 +136,31 @@ func (f *floorTarget) startPod(ctx context.Context, name string) (*pod, phases, 
 	var ph phases
 	p := &pod{id: newID(), cid: newID()}
 	sdir, cdir := filepath.Join(f.dir, p.id), filepath.Join(f.dir, p.cid)
-	// Bundles are written before the clock starts: CRI's equivalent
-	// (image snapshots) exists before RunPodSandbox too.
-	if err := f.bundle(sdir, baseSpec([]string{"/pause"}, "sandbox", p.id, p.id),
-		map[string]string{"pause": f.pause}, nil); err != nil {
+	// Bundles, the network namespace and the pod's files are made before
+	// the clock starts: CRI's equivalents (image snapshots, CNI) are not
+	// runsc's work.
+	netns, err := floorNetNS(ctx, p.id)
+	if err != nil {
 		return nil, ph, err
 	}
-	if err := f.bundle(cdir, baseSpec(containerArgs, "container", p.id, p.cid),
+	sspec := baseSpec([]string{"/pause"}, "sandbox", p.id, p.id)
+	sspec.Linux.Namespaces[4].Path = netns
+	if err := f.bundle(sdir, sspec, map[string]string{"pause": f.pause}, nil); err != nil {
+		return nil, ph, err
+	}
+	cspec := baseSpec(containerArgs, "container", p.id, p.cid)
+	files := filepath.Join(f.dir, p.id+"-files")
+	if err := os.MkdirAll(files, 0o755); err != nil {
+		return nil, ph, err
+	}
+	for name, content := range map[string]string{"hostname": "floor\n", "hosts": "127.0.0.1 localhost\n", "resolv.conf": "nameserver 127.0.0.1\n"} {
+		if err := os.WriteFile(filepath.Join(files, name), []byte(content), 0o644); err != nil {
+			return nil, ph, err
+		}
+		cspec.Mounts = append(cspec.Mounts, specs.Mount{Destination: "/etc/" + name, Type: "bind", Source: filepath.Join(files, name), Options: []string{"rbind", "rprivate", "rw"}})
+	}
+	cspec.Mounts = append(cspec.Mounts, specs.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}})
+	if err := f.bundle(cdir, cspec,
 		map[string]string{"bin/busybox": f.busybox},
 		map[string]string{"bin/sh": "busybox", "bin/sleep": "busybox", "bin/true": "busybox"}); err != nil {
 		return nil, ph, err
@@ -196,10 +218,41 @@ func (f *floorTarget) teardown(ctx context.Context, p *pod) error {
 	return nil
 }
 
-// removeFiles removes a torn-down pod's bundles (outside the timed part).
+// removeFiles removes a torn-down pod's bundles, files and network
+// namespace (outside the timed part).
 func (f *floorTarget) removeFiles(p *pod) {
 	_ = os.RemoveAll(filepath.Join(f.dir, p.id))
+	_ = os.RemoveAll(filepath.Join(f.dir, p.id+"-files"))
 	_ = os.RemoveAll(filepath.Join(f.dir, p.cid))
+	_ = exec.Command("ip", "netns", "delete", floorNetNSName(p.id)).Run()
+}
+
+// floorNetNSName is the floor pod's network namespace (under
+// /var/run/netns, as ip netns makes them).
+func floorNetNSName(podID string) string { return "shlbf-" + podID[:12] }
+
+// floorNetNS makes a pod's network namespace as CNI's bridge plugin would
+// leave it, without the bridge: loopback up and a veth "eth0" with an
+// address and a default route; its host end is up with no address, so no
+// traffic can leave. It returns the namespace's path.
+func floorNetNS(ctx context.Context, podID string) (string, error) {
+	ns := floorNetNSName(podID)
+	host := "shlbf" + podID[:8]
+	for _, args := range [][]string{
+		{"netns", "add", ns},
+		{"link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns},
+		{"link", "set", host, "up"},
+		{"-n", ns, "link", "set", "lo", "up"},
+		{"-n", ns, "addr", "add", "10.254.254.2/24", "dev", "eth0"},
+		{"-n", ns, "link", "set", "eth0", "up"},
+		{"-n", ns, "route", "add", "default", "via", "10.254.254.1"},
+	} {
+		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
+			_ = exec.Command("ip", "netns", "delete", ns).Run()
+			return "", fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	return "/var/run/netns/" + ns, nil
 }
 
 // cleanup force-deletes whatever is left under the floor's runsc root.
@@ -211,5 +264,11 @@ func (f *floorTarget) cleanup() {
 	entries, _ := os.ReadDir("/sys/fs/cgroup")
 	for _, e := range entries {
 		_ = os.Remove(filepath.Join("/sys/fs/cgroup", e.Name(), floorCgroupParent))
+	}
+	nss, _ := os.ReadDir("/var/run/netns")
+	for _, e := range nss {
+		if strings.HasPrefix(e.Name(), "shlbf-") {
+			_ = exec.Command("ip", "netns", "delete", e.Name()).Run()
+		}
 	}
 }

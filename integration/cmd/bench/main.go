@@ -245,8 +245,15 @@ type serialResult struct {
 	procs, extra                                                []float64
 	pssKB                                                       []float64
 	extraComms                                                  map[string]bool
-	errs                                                        []string
+	// byKind: processes and PSS (KB) summed over the measured pods, by
+	// process kind (procKind); pssPods is how many pods were measured.
+	byKind  map[string]*kindUse
+	pssPods int
+	errs    []string
 }
+
+// kindUse is what the processes of one kind hold, summed over pods.
+type kindUse struct{ procs, pssKB, anonKB, fileKB int }
 
 // scaleResult is one concurrent step of one target.
 type scaleResult struct {
@@ -371,8 +378,21 @@ func serialOne(tg target, r *serialResult, i int, o options) {
 		if record && i < 3 {
 			procs := podProcs(scanProcs(), []string{p.id, p.cid}, tg.containerdPid())
 			pss, extra := 0, 0
+			if r.byKind == nil {
+				r.byKind = map[string]*kindUse{}
+			}
+			r.pssPods++
 			for _, pr := range procs {
 				pss += pssKB(pr.pid)
+				u := r.byKind[procKind(pr)]
+				if u == nil {
+					u = &kindUse{}
+					r.byKind[procKind(pr)] = u
+				}
+				u.procs++
+				u.pssKB += pssKB(pr.pid)
+				u.anonKB += rollupKB(pr.pid, "Pss_Anon:") + rollupKB(pr.pid, "Pss_Shmem:")
+				u.fileKB += rollupKB(pr.pid, "Pss_File:")
 				if !sandboxOwn(pr) {
 					extra++
 					if r.extraComms == nil {

@@ -106,6 +106,31 @@ func pssKB(pid int) int {
 	return fieldKB(string(b), "Pss:")
 }
 
+// rollupKB is one field of a process's smaps_rollup.
+func rollupKB(pid int, key string) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	return fieldKB(string(b), key)
+}
+
+// procKind names what a pod's process is, for the PSS breakdown: runsc's
+// sandbox process (its Sentry) and gofers by their argv, the platform's
+// stub processes (children named like the sandbox, argv empty), else its
+// comm.
+func procKind(p *hostProc) string {
+	switch {
+	case strings.Contains(p.cmdline, " boot ") || strings.HasPrefix(p.comm, "runsc-sandbox"):
+		return "sandbox (Sentry)"
+	case strings.Contains(p.cmdline, " gofer ") || strings.HasPrefix(p.comm, "runsc-gofer"):
+		return "gofer"
+	case strings.TrimSpace(p.cmdline) == "" || strings.HasPrefix(p.comm, "exe"):
+		return "stub (" + p.comm + ")"
+	}
+	return p.comm
+}
+
 // rssKB is a process's VmRSS.
 func rssKB(pid int) int {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

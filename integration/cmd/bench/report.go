@@ -45,6 +45,23 @@ func renderReport(ts *targets, o options, began time.Time, serial map[string]*se
 			r.run.tri(), r.create.tri(), r.start.tri(), r.firstLog.tri(), r.server.tri(), r.total.tri(), r.teardown.tri(), r.exec.tri(),
 			median(r.procs), median(r.extra), median(r.pssKB)/1024)
 	}
+	w("\nPSS per pod by process kind (the first 3 pods of each runsc target; Pss_Anon+Pss_Shmem and Pss_File from smaps_rollup), MB:\n\n| target | kind | processes / pod | PSS | anon+shmem | file |\n| --- | --- | --- | --- | --- | --- |\n")
+	for _, k := range ts.keys {
+		r := serial[k]
+		if r.pssPods == 0 || k == "runc" {
+			continue
+		}
+		kinds := make([]string, 0, len(r.byKind))
+		for kind := range r.byKind {
+			kinds = append(kinds, kind)
+		}
+		sort.Strings(kinds)
+		n := float64(r.pssPods)
+		for _, kind := range kinds {
+			u := r.byKind[kind]
+			w("| %s | %s | %.1f | %.2f | %.2f | %.2f |\n", ts.byKey[k].name(), kind, float64(u.procs)/n, float64(u.pssKB)/n/1024, float64(u.anonKB)/n/1024, float64(u.fileKB)/n/1024)
+		}
+	}
 	for _, k := range ts.keys {
 		if c := serial[k].extraComms; len(c) > 0 {
 			var names []string
