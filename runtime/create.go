@@ -165,6 +165,23 @@ func (r *Runtime) createTask(ctx context.Context, ns, id string, opts runtime.Cr
 			sio.closeConsole()
 		}
 	}()
+	// A plain container (it joins its sandbox and has no TTY) is created
+	// and started by one runsc run at Start: nothing of it runs before,
+	// and no runsc process runs here. A root container (runsc create makes
+	// its sandbox) and a TTY container (its pty is parked in the sandbox
+	// right after create) are created here.
+	if !t.root && !opts.IO.Terminal {
+		t.deferred = true
+		t.releaseIO = release
+		t.stdio = sio
+		// runsc state would give a joining container its sandbox's pid.
+		t.pid = sb.Pid()
+		if err := t.persist(); err != nil {
+			return nil, fmt.Errorf("container %s: %w", id, err)
+		}
+		t.publishCreate(ctx)
+		return t, nil
+	}
 	// A root container's stdio is taken by runsc create (the sandbox
 	// inherits it); a sub-container's by runsc start.
 	createIO := runsc.IO{}

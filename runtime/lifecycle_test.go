@@ -12,6 +12,7 @@ import (
 	"github.com/shimless/shimless/sandbox"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -387,6 +388,65 @@ func TestRecoveryShimStyleContainer(t *testing.T) {
 	}
 }
 
+// A plain container (joins its pod, no TTY) runs no runsc process at
+// Create: one runsc run at Start creates and starts it. Before its start
+// an update goes into its bundle, it has no processes, and a restart keeps
+// it startable.
+func TestPlainContainerCreatedByRunAtStart(t *testing.T) {
+	e := newEnv(t)
+	e.pod("pod")
+	creates, runs := e.fake.Calls("Create"), e.fake.Calls("Run")
+	task := e.container("pod", "c1", false)
+	if n := e.fake.Calls("Create") - creates; n != 0 {
+		t.Fatalf("Create ran runsc create %d times", n)
+	}
+	if e.fake.Container("c1") != nil {
+		t.Fatal("runsc knows the container before its start")
+	}
+	if pid, err := task.PID(e.ctx); err != nil || pid != uint32(e.fake.SandboxPid("pod")) {
+		t.Fatalf("pid before start %d (%v), want the sandbox's %d", pid, err, e.fake.SandboxPid("pod"))
+	}
+	if pids, err := task.Pids(e.ctx); err != nil || len(pids) != 0 {
+		t.Fatalf("pids before start %v %v", pids, err)
+	}
+	limit := int64(64 << 20)
+	must(t, task.Update(e.ctx, mustAny(t, &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}), nil))
+	spec, err := os.ReadFile(filepath.Join(e.dir, "tasks", "k8s.io", "c1", "config.json"))
+	must(t, err)
+	if !strings.Contains(string(spec), `"limit":67108864`) {
+		t.Fatalf("update before start did not reach the bundle: %s", spec)
+	}
+	// containerd restarts between create and start.
+	e.c.Close()
+	e.start()
+	task, err = e.r.Get(e.ctx, "c1")
+	must(t, err)
+	must(t, task.Start(e.ctx))
+	if n := e.fake.Calls("Run") - runs; n != 1 {
+		t.Fatalf("Start ran runsc run %d times, want 1", n)
+	}
+	if c := e.fake.Container("c1"); c == nil || c.Status != "running" {
+		t.Fatalf("runsc container after start: %+v", c)
+	}
+	e.fake.Exit("c1", 7)
+	if exit := e.wait(task); exit.Status != 7 {
+		t.Fatalf("exit %d, want 7", exit.Status)
+	}
+	if _, err := e.r.Delete(e.ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	// Killed before its start: it ends (137) and is deleted; runsc never
+	// ran it.
+	task = e.container("pod", "c2", false)
+	must(t, task.Kill(e.ctx, uint32(unix.SIGKILL), true))
+	if exit := e.wait(task); exit.Status != 137 {
+		t.Fatalf("kill before start: exit %d, want 137", exit.Status)
+	}
+	if _, err := e.r.Delete(e.ctx, "c2"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // An unreadable task record: recovery keeps the task's directory and does
 // not delete its runsc container.
 func TestRecoveryKeepsUnreadableRecord(t *testing.T) {
@@ -525,7 +585,7 @@ func TestShimStyleSandboxOOMKilled(t *testing.T) {
 // error, the task stays in a state it can leave (nothing half-done), and
 // once runsc answers again the task can be finished and removed.
 func TestRunscHangsAtEachCall(t *testing.T) {
-	for _, method := range []string{"Create", "Start", "Exec", "Pause", "Kill", "Delete", "Update"} {
+	for _, method := range []string{"Create", "Run", "Start", "Exec", "Pause", "Kill", "Delete", "Update"} {
 		t.Run(method, func(t *testing.T) {
 			defer func(d time.Duration) { killBound = d }(killBound)
 			killBound = 200 * time.Millisecond
@@ -533,7 +593,7 @@ func TestRunscHangsAtEachCall(t *testing.T) {
 			e.pod("pod")
 			var task runtime.Task
 			if method != "Create" {
-				task = e.container("pod", "c1", method != "Start")
+				task = e.container("pod", "c1", method != "Start" && method != "Run")
 			}
 			e.fake.SetHook(method, runscfake.Hang)
 			ctx, cancel := context.WithTimeout(e.ctx, 300*time.Millisecond)
@@ -542,8 +602,10 @@ func TestRunscHangsAtEachCall(t *testing.T) {
 			var err error
 			switch method {
 			case "Create":
-				_, err = e.r.Create(ctx, "c1", e.createOpts("pod"))
-			case "Start":
+				// A plain container runs no runsc process until Start
+				// (runsc run): a root container is created here.
+				_, err = e.r.Create(ctx, "c1", e.rootOpts("c1"))
+			case "Start", "Run":
 				err = task.Start(ctx)
 			case "Exec":
 				err = e.exec(task, "x", false).Start(ctx)

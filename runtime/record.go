@@ -37,6 +37,9 @@ type taskRecord struct {
 	// RunscRoot is the runsc root of the task's sandbox when it is not the
 	// shared one (a standalone container's private sandbox).
 	RunscRoot string `json:"runscRoot,omitempty"`
+	// Deferred: runsc has not created the container yet (a plain
+	// container is created and started by one runsc run at Start).
+	Deferred bool `json:"deferred,omitempty"`
 	// MemoryLimit is the container's memory limit (0: none); its sandbox's
 	// limit follows its containers' (sandbox.Handle.SetMemoryLimit).
 	MemoryLimit int64 `json:"memoryLimit,omitempty"`
@@ -64,6 +67,7 @@ func (t *Task) persist() error {
 		Cgroups: t.cgroups, TTYIndex: t.ttyIndex, TTYHolder: t.ttyHolder, IO: t.io,
 		Status: t.status, Pid: t.pid, ExitStatus: t.exitStatus, ExitedAt: t.exitedAt,
 		Flags: t.sb.Runsc().FlagSet(), RunscRoot: t.sb.RunscRoot(), MemoryLimit: t.memLimit,
+		Deferred: t.deferred,
 	}
 	t.mu.Unlock()
 	return writeJSON(filepath.Join(t.dir, "task.json"), rec)

@@ -80,6 +80,7 @@ func (r *Runtime) recover(ctx context.Context) {
 				recovered[sb.ID()] = sb
 			}
 			t.status, t.pid, t.exitStatus, t.exitedAt = rec.Status, rec.Pid, rec.ExitStatus, rec.ExitedAt
+			t.deferred = rec.Deferred
 			switch rec.Status {
 			case runtime.StoppedStatus:
 				close(t.exited)

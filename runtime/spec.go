@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -162,4 +163,45 @@ func maskedPaths(spec *specs.Spec, rootfs, dir string) error {
 		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: clean, Type: "bind", Source: empty, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
 	}
 	return nil
+}
+
+// updateBundleResources writes new resources into the spec of a bundle
+// runsc has not created yet: each part res gives replaces the spec's, as
+// an update of a created container would.
+func updateBundleResources(dir string, res *specs.LinuxResources) error {
+	path := filepath.Join(dir, "config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if spec.Linux == nil {
+		spec.Linux = &specs.Linux{}
+	}
+	if spec.Linux.Resources == nil {
+		spec.Linux.Resources = &specs.LinuxResources{}
+	}
+	cur := spec.Linux.Resources
+	if res.CPU != nil {
+		cur.CPU = res.CPU
+	}
+	if res.Memory != nil {
+		cur.Memory = res.Memory
+	}
+	if res.Pids != nil {
+		cur.Pids = res.Pids
+	}
+	if res.BlockIO != nil {
+		cur.BlockIO = res.BlockIO
+	}
+	if res.HugepageLimits != nil {
+		cur.HugepageLimits = res.HugepageLimits
+	}
+	if res.Unified != nil {
+		cur.Unified = res.Unified
+	}
+	return sandbox.WriteJSONAtomic(path, &spec)
 }

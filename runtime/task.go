@@ -59,6 +59,9 @@ type Task struct {
 	exitedAt   time.Time
 	exited     chan struct{} // closed by the transition that ends the task
 	stdio      *stdio
+	// deferred: runsc has not created the container yet; Start creates
+	// and starts it with one runsc run (see createTask).
+	deferred bool
 	// releaseIO closes containerd's copies of a sub-container's stdio once
 	// runsc start has handed them to the sandbox.
 	releaseIO    func()
@@ -131,16 +134,32 @@ func (t *Task) Start(ctx context.Context) (retErr error) {
 	release := t.releaseIO
 	t.releaseIO = nil
 	t.mu.Unlock()
-	var startIO runc.IO
+	var files runsc.IO
 	if release != nil {
-		startIO = t.stdio.files
+		files = t.stdio.files
 		defer release()
 	}
 	client := t.sb.Runsc()
-	if err := client.Start(ctx, t.id, startIO); err != nil {
-		return fmt.Errorf("container %s: %w (%s)", t.id, err, client.DebugLogHint())
+	t.mu.Lock()
+	deferred := t.deferred
+	t.mu.Unlock()
+	if deferred {
+		// One runsc process creates and starts it (runsc run --detach):
+		// runsc takes the stdio and reports its errors to runsc.err.
+		if err := client.Run(ctx, t.id, t.dir, runsc.CreateOptions{Stdio: files, OutputPath: filepath.Join(t.dir, "runsc.err"), UserLog: true}); err != nil {
+			return fmt.Errorf("container %s: %w (%s)", t.id, err, client.DebugLogHint())
+		}
+	} else {
+		var startIO runc.IO
+		if release != nil {
+			startIO = files
+		}
+		if err := client.Start(ctx, t.id, startIO); err != nil {
+			return fmt.Errorf("container %s: %w (%s)", t.id, err, client.DebugLogHint())
+		}
 	}
 	t.mu.Lock()
+	t.deferred = false
 	_, err := t.to(runtime.RunningStatus)
 	pid := t.pid
 	t.mu.Unlock()
@@ -289,6 +308,12 @@ func (t *Task) setPaused(ctx context.Context, pause bool) error {
 
 // Pids lists the container's processes (pids inside the sandbox).
 func (t *Task) Pids(ctx context.Context) ([]runtime.ProcessInfo, error) {
+	t.mu.Lock()
+	deferred := t.deferred
+	t.mu.Unlock()
+	if deferred {
+		return nil, nil // not created in runsc yet: no process
+	}
 	pids, err := t.sb.Runsc().Ps(ctx, t.id)
 	if err != nil {
 		return nil, fmt.Errorf("pids of %s: %w", t.id, err)
@@ -322,7 +347,16 @@ func (t *Task) Update(ctx context.Context, resources *types.Any, _ map[string]st
 	if err := t.checkStatus("update", runtime.CreatedStatus, runtime.RunningStatus, runtime.PausedStatus); err != nil {
 		return err
 	}
-	if err := t.sb.Runsc().Update(ctx, t.id, &res); err != nil {
+	t.mu.Lock()
+	deferred := t.deferred
+	t.mu.Unlock()
+	if deferred {
+		// runsc has not created it: the resources go into its bundle's
+		// spec, which runsc run reads at Start.
+		if err := updateBundleResources(t.dir, &res); err != nil {
+			return fmt.Errorf("update %s: %w", t.id, err)
+		}
+	} else if err := t.sb.Runsc().Update(ctx, t.id, &res); err != nil {
 		return fmt.Errorf("update %s: %w", t.id, err)
 	}
 	if res.Memory != nil && res.Memory.Limit != nil && !t.root {
