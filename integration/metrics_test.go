@@ -132,16 +132,23 @@ func TestObservabilityMetrics(t *testing.T) {
 	atLeast := map[string]float64{
 		// CRI stops a pod on StopPodSandbox and again on RemovePodSandbox.
 		`containerd_shimless_sandbox_operation_seconds_count{operation="stop"}`: 1,
-		// The sandbox's root container and the workload container.
-		`containerd_shimless_runsc_call_seconds_count{kind="cli",verb="create"}`:                2,
-		`containerd_shimless_runsc_call_seconds_count{kind="cli",verb="start"}`:                 2,
-		`containerd_shimless_runsc_call_seconds_count{kind="cli",verb="kill"}`:                  1,
-		`containerd_shimless_runsc_call_seconds_count{kind="cli",verb="delete"}`:                1,
-		`containerd_shimless_runsc_call_seconds_count{kind="rpc",verb="containerManager.Wait"}`: 1,
+		// The sandbox and the workload container: one runsc run each.
+		`containerd_shimless_runsc_call_seconds_count{kind="cli",verb="run"}`:                     2,
+		`containerd_shimless_runsc_call_seconds_count{kind="rpc",verb="containerManager.Signal"}`: 1,
+		`containerd_shimless_runsc_call_seconds_count{kind="cli",verb="delete"}`:                  1,
+		`containerd_shimless_runsc_call_seconds_count{kind="rpc",verb="containerManager.Wait"}`:   1,
 	}
 	for k, want := range atLeast {
 		if got := m[k]; got < want {
 			t.Errorf("%s = %v, want >= %v", k, got, want)
+		}
+	}
+	// A pod start and teardown spawn no runsc create, start or kill: a
+	// plain container and the sandbox are each one runsc run, and every
+	// kill is a control-socket call.
+	for _, verb := range []string{"create", "start", "kill"} {
+		if got := m[`containerd_shimless_runsc_call_seconds_count{kind="cli",verb="`+verb+`"}`]; got != 0 {
+			t.Errorf("runsc %s ran %v times", verb, got)
 		}
 	}
 	for k, v := range m {

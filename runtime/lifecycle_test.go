@@ -265,10 +265,21 @@ func TestPauseSurvivesRestart(t *testing.T) {
 
 // A runsc state that fails (a timeout under load) during recovery does not
 // count as an exit: the container stays running and its exit is seen later.
+// (Recovery asks runsc state only for a record without the sandbox's pid.)
 func TestRecoveryStateErrorIsNotExit(t *testing.T) {
 	e := newEnv(t)
 	e.pod("pod")
 	e.container("pod", "c1", true)
+	e.c.Close()
+	path := filepath.Join(e.dir, "tasks", "k8s.io", "c1", "task.json")
+	var rec map[string]any
+	data, err := os.ReadFile(path)
+	must(t, err)
+	must(t, json.Unmarshal(data, &rec))
+	rec["pid"] = 0
+	data, err = json.Marshal(rec)
+	must(t, err)
+	must(t, os.WriteFile(path, data, 0o600))
 	e.fake.SetHook("State", runscfake.Fail(context.DeadlineExceeded))
 	e.start()
 	e.fake.SetHook("State", nil)
