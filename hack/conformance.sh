@@ -92,7 +92,11 @@ go build "${GOMOD[@]}" -o "$dir/bin/conformance-registry" ./integration/cmd/conf
 CGO_ENABLED=0 go build "${GOMOD[@]}" -o "$dir/bin/nnp" ./integration/cmd/nnp
 CGO_ENABLED=0 go build "${GOMOD[@]}" -o "$dir/bin/webserver" ./integration/cmd/webserver
 
-"$dir/bin/conformance-registry" -nnp "$dir/bin/nnp" -webserver "$dir/bin/webserver" -pause bin/shimless-pause -addr-file "$dir/registry.addr" >"$OUT/registry.log" 2>&1 &
+shell_flag=()
+if [[ -x _output/deps/busybox-dynamic/bin/busybox ]]; then
+	shell_flag=(-shell _output/deps/busybox-dynamic/bin/busybox)
+fi
+"$dir/bin/conformance-registry" -nnp "$dir/bin/nnp" -webserver "$dir/bin/webserver" -pause bin/shimless-pause "${shell_flag[@]}" -addr-file "$dir/registry.addr" >"$OUT/registry.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [[ -s $dir/registry.addr ]] && break; sleep 0.1; done
 reg=$(cat "$dir/registry.addr")

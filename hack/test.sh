@@ -34,7 +34,7 @@ grep -E '^chaos' "$log" || true
 # lines) goes to the log, the counts come from its totals file.
 if [[ ${CONFORMANCE:-1} != 0 ]]; then
 	ci_out=$PWD/_output/conformance-ci
-	critest_focus='PodSandbox runtime should support basic operations on PodSandbox|Container runtime should support basic operations on container|Container runtime should support log|runtime should support (attach|exec with tty)|should support (DNS config|set hostname)|NamespaceOption runtime should support (ContainerPID|PodPID)|RunAsUser|ReadOnlyRootfs'
+	critest_focus='PodSandbox runtime should support basic operations on PodSandbox|Container runtime should support basic operations on container|Container runtime should support log|runtime should support (attach|exec with tty)|should support (DNS config|set hostname)|NamespaceOption runtime should support (ContainerPID|PodPID)|RunAsUser|ReadOnlyRootfs|MaskedPaths'
 	cri_tests='TestContainerEvents TestContainerLogWithoutTailingNewLine TestLongContainerLog TestContainerRestart TestFailedContainerRestart TestContainerStats TestContainerListStats TestDefaultContainerStopSignal TestSharedPidMultiProcessContainerStop TestUpdateContainerResources_StatusUpdated TestContainerSymlinkVolumes TestContainerLifecycleWithoutImageRef TestDuplicateName TestRunPodSandboxWithoutMetadata TestCreateContainerWithoutMetadata TestRuntimeHandler TestTruncIndex TestVolumeCopyUp TestVolumeOwnership TestImageFSInfo'
 	t0=$(date +%s)
 	crc=0

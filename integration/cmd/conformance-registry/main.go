@@ -39,6 +39,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -59,12 +60,17 @@ func main() {
 	nnp := flag.String("nnp", "", "static binary printing its effective uid (integration/cmd/nnp)")
 	pausePath := flag.String("pause", "", "shimless-pause binary, for the CRI suite's pause image")
 	webPath := flag.String("webserver", "", "static web server binary (integration/cmd/webserver)")
+	shellPath := flag.String("shell", "", "a busybox without the standalone shell (Debian's dynamic busybox) for /bin/sh, with the libraries ldd names; empty: busybox-static's sh")
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (loopback)")
 	addrFile := flag.String("addr-file", "", "write the listen address here once serving")
 	list := flag.Bool("list", false, "print the image names and exit")
 	flag.Parse()
 
-	images, err := buildImages(*busybox, *nnp, *webPath, *pausePath)
+	shell, err := shellFiles(*shellPath)
+	if err != nil {
+		log.Fatalf("conformance-registry: %v", err)
+	}
+	images, err := buildImages(*busybox, *nnp, *webPath, *pausePath, shell)
 	if err != nil {
 		log.Fatalf("conformance-registry: %v", err)
 	}
@@ -91,7 +97,54 @@ func main() {
 	log.Fatal(http.Serve(ln, reg))
 }
 
-func buildImages(busyboxPath, nnpPath, webPath, pausePath string) ([]testimage.Image, error) {
+// shellFiles makes /bin/sh a busybox whose shell executes commands (no
+// standalone shell: "sh -c ls" runs /bin/ls, which critest's MaskedPaths
+// spec masks), plus the shared libraries ldd says it loads. Other applets
+// stay busybox-static's.
+func shellFiles(path string) ([]testimage.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	bin, err := testimage.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out, err := exec.Command("ldd", path).Output()
+	if err != nil {
+		return nil, fmt.Errorf("ldd %s: %w", path, err)
+	}
+	files := []testimage.File{
+		{Path: "/bin/busybox-sh", Mode: 0o755, Data: bin},
+		{Path: "/bin/sh", Linkname: "busybox-sh"},
+	}
+	dirs := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		// "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
+		// "/lib64/ld-linux-x86-64.so.2 (0x...)"; vdso has no file.
+		f := strings.Fields(line)
+		var lib string
+		switch {
+		case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
+			lib = f[2]
+		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+			lib = f[0]
+		default:
+			continue
+		}
+		data, err := testimage.ReadFile(lib)
+		if err != nil {
+			return nil, err
+		}
+		for d := filepath.Dir(lib); d != "/" && !dirs[d]; d = filepath.Dir(d) {
+			dirs[d] = true
+			files = append(files, testimage.File{Path: d, Mode: 0o755, Dir: true})
+		}
+		files = append(files, testimage.File{Path: lib, Mode: 0o755, Data: data})
+	}
+	return files, nil
+}
+
+func buildImages(busyboxPath, nnpPath, webPath, pausePath string, shell []testimage.File) ([]testimage.Image, error) {
 	bb, err := testimage.ReadFile(busyboxPath)
 	if err != nil {
 		return nil, fmt.Errorf("%w (install Debian's busybox-static)", err)
@@ -141,6 +194,21 @@ func buildImages(busyboxPath, nnpPath, webPath, pausePath string) ([]testimage.I
 		img.Files = append(img.Files, extra...)
 		return img
 	}
+	// critest's default image gets the non-standalone /bin/sh (MaskedPaths:
+	// "sh -c ls" must execute the masked /bin/ls).
+	withShell := func(img testimage.Image) testimage.Image {
+		if len(shell) == 0 {
+			return img
+		}
+		files := img.Files[:0:0]
+		for _, f := range img.Files {
+			if f.Path != "/bin/sh" {
+				files = append(files, f)
+			}
+		}
+		img.Files = append(files, shell...)
+		return img
+	}
 	withUser := func(img testimage.Image, user string) testimage.Image {
 		img.Config.User = user
 		return img
@@ -159,7 +227,7 @@ func buildImages(busyboxPath, nnpPath, webPath, pausePath string) ([]testimage.I
 	}
 
 	images := []testimage.Image{
-		base(e2e + "busybox:1.29-2"),
+		withShell(base(e2e + "busybox:1.29-2")),
 		webImage(e2e+"nginx:1.14-2", 80),
 		webImage(e2e+"httpd:2.4.39-4", 80),
 		webImage(tools+"hostnet-nginx-"+runtime.GOARCH+":latest", 12003),
