@@ -18,9 +18,9 @@ import (
 )
 
 // TestObservabilityTraces: with containerd exporting OTLP/HTTP to a
-// receiver on loopback, a pod's sandbox start span arrives with runsc
-// create/start as its children, and the container's task spans with
-// their runsc children.
+// receiver on loopback, a pod's sandbox start span arrives with its runsc
+// run as its child, and the container's task spans with their runsc and
+// control-socket children.
 func TestObservabilityTraces(t *testing.T) {
 	recv := &spantree.Receiver{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -58,10 +58,13 @@ func TestObservabilityTraces(t *testing.T) {
 		return names
 	}
 	want := map[string][]string{
-		"shimless.sandbox.start":    {"runsc.create", "runsc.start"},
-		"shimless.sandbox.stop":     {"runsc.kill", "runsc.delete"},
-		"shimless.task.create":      {"runsc.create"},
-		"shimless.task.start":       {"runsc.start"},
+		// One runsc run creates and starts the sandbox, and the plain
+		// container at its start (its create runs no runsc); kills are
+		// control-socket calls.
+		"shimless.sandbox.start":    {"runsc.run"},
+		"shimless.sandbox.stop":     {"runsc.containerManager.Signal", "runsc.delete"},
+		"shimless.task.create":      nil,
+		"shimless.task.start":       {"runsc.run"},
 		"shimless.sandbox.create":   nil,
 		"shimless.sandbox.shutdown": nil,
 	}
