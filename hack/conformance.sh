@@ -9,6 +9,8 @@
 #   HANDLERS="runc runsc runsc-shim-style"  handlers to test (default: these)
 #   SUITES="critest cri-suite"              suites to run (default: both)
 #   FOCUS=regexp SKIP=regexp                extra ginkgo focus / skip (critest)
+#   OVERHEAD=bytes                          the runsc plugin's sandbox_memory_overhead
+#                                           (default: the plugin's, 32 MiB)
 #   CRI_TESTS="TestA TestB"                 CRI suite tests (default: all
 #                                           applicable, hack/cri-suite.sh)
 #   STOCK=1                                 then the same suites against stock
@@ -199,6 +201,9 @@ JSON
 	# CRI give up draining after 60 s so such a spec fails instead.
 	sed -i "s|^  restrict_oom_score_adj = true|&\n  drain_exec_sync_io_timeout = \"60s\"|" "$d/config.toml"
 	grep -q drain_exec_sync_io_timeout "$d/config.toml"
+	if [[ -n ${OVERHEAD:-} ]]; then
+		sed -i "s|^\[plugins.'io.containerd.shimless.v1.runsc'\]|&\n  sandbox_memory_overhead = $OVERHEAD|" "$d/config.toml"
+	fi
 }
 
 # compare SUITE LABEL TSV STRICT: per-suite summary line, one line per
