@@ -98,6 +98,26 @@ type CreateOptions struct {
 	PidFile string
 }
 
+// stdio is the create's stdio with OutputPath, opened for appending, in
+// place of a missing stdout or stderr; close releases that file.
+func (o CreateOptions) stdio() (_ IO, close func(), _ error) {
+	stdio := o.Stdio
+	if stdio.Err != nil && stdio.Out != nil {
+		return stdio, func() {}, nil
+	}
+	f, err := os.OpenFile(o.OutputPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return IO{}, nil, err
+	}
+	if stdio.Err == nil {
+		stdio.Err = f
+	}
+	if stdio.Out == nil {
+		stdio.Out = f
+	}
+	return stdio, func() { f.Close() }, nil
+}
+
 // ReadPidFile reads a pid file runsc wrote.
 func ReadPidFile(path string) (int, error) {
 	data, err := os.ReadFile(path)
@@ -119,20 +139,11 @@ func (c *Client) Create(ctx context.Context, id, bundle string, opts CreateOptio
 	defer func() { done(retErr) }()
 	ctx, cancel := context.WithTimeout(ctx, CreateTimeout)
 	defer cancel()
-	stdio := opts.Stdio
-	if stdio.Err == nil || stdio.Out == nil {
-		f, err := os.OpenFile(opts.OutputPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if stdio.Err == nil {
-			stdio.Err = f
-		}
-		if stdio.Out == nil {
-			stdio.Out = f
-		}
+	stdio, closeOutput, err := opts.stdio()
+	if err != nil {
+		return err
 	}
+	defer closeOutput()
 	ro := &runsccmd.CreateOpts{IO: stdio, ConsoleSocket: opts.ConsoleSocket, PidFile: opts.PidFile}
 	if opts.UserLog {
 		ro.UserLog = opts.OutputPath
@@ -169,30 +180,13 @@ func (c *Client) Run(ctx context.Context, id, bundle string, opts CreateOptions)
 		args = append(args, "--user-log", opts.OutputPath)
 	}
 	cmd := exec.CommandContext(ctx, c.Path, append(args, id)...)
-	stdio := opts.Stdio
-	// Files only: a pipe would make Wait wait for the sandbox, which
-	// inherits them, to close it.
-	if stdio.Err == nil || stdio.Out == nil {
-		f, err := os.OpenFile(opts.OutputPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if stdio.Err == nil {
-			stdio.Err = f
-		}
-		if stdio.Out == nil {
-			stdio.Out = f
-		}
+	// Files only (os/exec gives a nil stdin the null device): a pipe would
+	// make Wait wait for the sandbox, which inherits them, to close it.
+	stdio, closeOutput, err := opts.stdio()
+	if err != nil {
+		return err
 	}
-	if stdio.In == nil {
-		devNull, err := os.Open(os.DevNull)
-		if err != nil {
-			return err
-		}
-		defer devNull.Close()
-		stdio.In = devNull
-	}
+	defer closeOutput()
 	stdio.Set(cmd)
 	if err := cmd.Run(); err != nil {
 		out, _ := os.ReadFile(opts.OutputPath)
@@ -287,9 +281,6 @@ func (c *Client) signal(ctx context.Context, sandboxID string, args signalArgs) 
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	if err := c.rpc(ctx, sandboxID, MethodSignal, &args, nil); err != nil {
-		if ctx.Err() == nil && isNotExist(err) && !IsNoSuchProcess(err) {
-			return fmt.Errorf("signal %d to %s: %w: %v", args.Signo, args.CID, ErrNotExist, err)
-		}
 		return fmt.Errorf("signal %d to %s: %w", args.Signo, args.CID, err)
 	}
 	return nil
@@ -338,11 +329,7 @@ const containerManagerWait = MethodWait
 // A container the sandbox does not know ("container ... not found"), or a
 // sandbox whose socket is gone, is ErrNotExist.
 func (c *Client) WaitContainer(ctx context.Context, sandboxID, cid string) (unix.WaitStatus, error) {
-	ws, err := c.call(ctx, sandboxID, containerManagerWait, &cid)
-	if err != nil && ctx.Err() == nil && isNotExist(err) {
-		return ws, fmt.Errorf("wait for %s: %w: %v", cid, ErrNotExist, err)
-	}
-	return ws, err
+	return c.call(ctx, sandboxID, containerManagerWait, &cid)
 }
 
 // call makes one blocking control RPC to a sandbox, returning a wait
@@ -362,12 +349,12 @@ func (c *Client) rpc(ctx context.Context, sandboxID, method string, arg, result 
 	// runsc itself does.
 	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("control socket of sandbox %s: %w", sandboxID, err)
+		return notExist(ctx, fmt.Errorf("control socket of sandbox %s: %w", sandboxID, err))
 	}
 	conn, err := connect(ctx, fmt.Sprintf("/proc/self/fd/%d", fd))
 	unix.Close(fd)
 	if err != nil {
-		return fmt.Errorf("connect to sandbox %s: %w", sandboxID, err)
+		return notExist(ctx, fmt.Errorf("connect to sandbox %s: %w", sandboxID, err))
 	}
 	done := make(chan struct{})
 	defer close(done)
@@ -386,10 +373,20 @@ func (c *Client) rpc(ctx context.Context, sandboxID, method string, arg, result 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%s in sandbox %s: %w", method, sandboxID, err)
+		return notExist(ctx, fmt.Errorf("%s in sandbox %s: %w", method, sandboxID, err))
 	}
 	conn.Close()
 	return nil
+}
+
+// notExist marks a control RPC's error as ErrNotExist when it says the
+// container is unknown to the sandbox ("container ... not found") or the
+// sandbox's socket is gone. An exited process ("no such process") is not.
+func notExist(ctx context.Context, err error) error {
+	if ctx.Err() == nil && isNotExist(err) && !IsNoSuchProcess(err) {
+		return fmt.Errorf("%w: %w", ErrNotExist, err)
+	}
+	return err
 }
 
 // ExitCode converts a wait status to the exit code containerd reports:
