@@ -26,7 +26,7 @@ M = [
      [("\t\t\tc.keepCorrupt(ctx, id, path, err)", "\t\t\tkillProcesses(ctx, id, SandboxProcessTree(c.runsc, id, 0))")],
      "TestCorruptRecordKeptNotReady"),
     ("any runsc state error at recovery is an exit", "runtime/recover.go",
-     [(" || (err != nil && !errors.Is(err, runsc.ErrNotExist))", "")],
+     [("case err != nil && !errors.Is(err, runsc.ErrNotExist):", "case false:")],
      "TestRecoveryStateErrorIsNotExit"),
     ("an exit seen before the OOM event reads 255, no OOM", "runtime/exit.go",
      [("\tif t.sb.Killed() {", "\tif false {")],

@@ -93,24 +93,25 @@ func (r *Runtime) recover(ctx context.Context) {
 				// pods take 1.5 s. The exit watch then asks the sandbox
 				// itself, and reports an exit that happened meanwhile
 				// with its status.
-				var st *runsc.Container
-				var err error
-				switch {
-				case t.pid > 0 && !sb.Gone() && sandbox.IsRunscProcess(client.RootDir(), t.pid):
-					st = &runsc.Container{ID: rec.ID, Status: runsc.StatusRunning}
-				case t.pid > 0:
-					err = fmt.Errorf("its sandbox process %d is gone: %w", t.pid, runsc.ErrNotExist)
-				default:
-					// No pid recorded: ask runsc.
-					st, err = client.State(ctx, rec.ID)
-				}
-				// Only runsc's word that the container is stopped or gone
-				// ends it; any other failure (a timeout under load) leaves
-				// it to the exit watch, which asks the sandbox itself.
-				if (err == nil && (st.Status == runsc.StatusRunning || st.Status == runsc.StatusPaused)) || (err != nil && !errors.Is(err, runsc.ErrNotExist)) {
-					if err != nil {
+				alive, stopped := false, false
+				if t.pid > 0 {
+					alive = !sb.Gone() && sandbox.IsRunscProcess(client.RootDir(), t.pid)
+				} else {
+					// No pid recorded: ask runsc. Only its word that
+					// the container is stopped or gone ends it; any other
+					// failure (a timeout under load) leaves it to the
+					// exit watch, which asks the sandbox itself.
+					st, err := client.State(ctx, rec.ID)
+					switch {
+					case err != nil && !errors.Is(err, runsc.ErrNotExist):
 						l.WithError(err).Warn("runsc state failed during recovery; watching the container for its exit")
+						alive = true
+					case err == nil:
+						alive = st.Status == runsc.StatusRunning || st.Status == runsc.StatusPaused
+						stopped = st.Status == runsc.StatusStopped
 					}
+				}
+				if alive {
 					if t.root {
 						sb.Started(t.pid, t.cgroups)
 					}
@@ -122,7 +123,7 @@ func (r *Runtime) recover(ctx context.Context) {
 					break
 				}
 				status := uint32(exitUnknown)
-				if err == nil && st.Status == runsc.StatusStopped {
+				if stopped {
 					// runsc can still say how it ended.
 					if ws, werr := client.WaitContainer(ctx, rec.SandboxID, rec.ID); werr == nil {
 						status = runsc.ExitCode(ws)
