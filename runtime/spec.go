@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -169,14 +168,9 @@ func maskedPaths(spec *specs.Spec, rootfs, dir string) error {
 // runsc has not created yet: each part res gives replaces the spec's, as
 // an update of a created container would.
 func updateBundleResources(dir string, res *specs.LinuxResources) error {
-	path := filepath.Join(dir, "config.json")
-	data, err := os.ReadFile(path)
+	spec, err := sandbox.ReadSpec(dir)
 	if err != nil {
-		return err
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", dir, err)
 	}
 	if spec.Linux == nil {
 		spec.Linux = &specs.Linux{}
@@ -203,5 +197,5 @@ func updateBundleResources(dir string, res *specs.LinuxResources) error {
 	if res.Unified != nil {
 		cur.Unified = res.Unified
 	}
-	return sandbox.WriteJSONAtomic(path, &spec)
+	return sandbox.WriteJSONAtomic(filepath.Join(dir, "config.json"), spec)
 }

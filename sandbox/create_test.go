@@ -119,7 +119,7 @@ func TestCreateRefusesWithoutLeftovers(t *testing.T) {
 	if err := createWith(t, c, "good", p); err != nil {
 		t.Fatal(err)
 	}
-	spec, err := readSpec(c.bundleDir("good"))
+	spec, err := ReadSpec(c.bundleDir("good"))
 	if err != nil {
 		t.Fatal(err)
 	}

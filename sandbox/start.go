@@ -89,8 +89,8 @@ func (c *Controller) Start(ctx context.Context, id string) (_ sandbox.Controller
 	}, nil
 }
 
-// readSpec returns the OCI spec in a bundle.
-func readSpec(bundle string) (*specs.Spec, error) {
+// ReadSpec returns the OCI spec in a bundle (its config.json).
+func ReadSpec(bundle string) (*specs.Spec, error) {
 	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		return nil, err
@@ -104,7 +104,7 @@ func readSpec(bundle string) (*specs.Spec, error) {
 
 // readSpecAny returns the bundle's OCI spec as CRI and NRI expect it.
 func readSpecAny(bundle string) (typeurl.Any, error) {
-	spec, err := readSpec(bundle)
+	spec, err := ReadSpec(bundle)
 	if err != nil {
 		return nil, err
 	}

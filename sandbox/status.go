@@ -86,7 +86,7 @@ func (c *Controller) Status(ctx context.Context, id string, verbose bool) (sandb
 // (the fields of its podsandbox SandboxInfo that apply here).
 func (c *Controller) criInfo(s *Sandbox, rec record) string {
 	cfg, _ := rec.podConfig()
-	spec, _ := readSpec(s.bundle)
+	spec, _ := ReadSpec(s.bundle)
 	status := string(rec.State)
 	info := struct {
 		Pid         uint32                       `json:"pid"`
