@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -231,6 +232,21 @@ func (e *env) wait(p interface {
 		e.t.Fatalf("wait: %v", err)
 	}
 	return exit
+}
+
+// editRecord rewrites a task's record (task.json) through edit, as a
+// record written by another version, or damaged, would read.
+func (e *env) editRecord(id string, edit func(rec map[string]any)) {
+	e.t.Helper()
+	path := filepath.Join(e.dir, "tasks", "k8s.io", id, "task.json")
+	var rec map[string]any
+	data, err := os.ReadFile(path)
+	must(e.t, err)
+	must(e.t, json.Unmarshal(data, &rec))
+	edit(rec)
+	data, err = json.Marshal(rec)
+	must(e.t, err)
+	must(e.t, os.WriteFile(path, data, 0o600))
 }
 
 // status is a task's state.

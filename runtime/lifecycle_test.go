@@ -5,7 +5,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/containerd/cgroups/v3"
@@ -271,15 +270,7 @@ func TestRecoveryStateErrorIsNotExit(t *testing.T) {
 	e.pod("pod")
 	e.container("pod", "c1", true)
 	e.c.Close()
-	path := filepath.Join(e.dir, "tasks", "k8s.io", "c1", "task.json")
-	var rec map[string]any
-	data, err := os.ReadFile(path)
-	must(t, err)
-	must(t, json.Unmarshal(data, &rec))
-	rec["pid"] = 0
-	data, err = json.Marshal(rec)
-	must(t, err)
-	must(t, os.WriteFile(path, data, 0o600))
+	e.editRecord("c1", func(rec map[string]any) { rec["pid"] = 0 })
 	e.fake.SetHook("State", runscfake.Fail(context.DeadlineExceeded))
 	e.start()
 	e.fake.SetHook("State", nil)
@@ -365,18 +356,12 @@ func TestRecoveryShimStyleContainer(t *testing.T) {
 			e.c.Close()
 			if oldRecord {
 				for _, id := range []string{"a-first", "z-last"} {
-					path := filepath.Join(e.dir, "tasks", "k8s.io", id, "task.json")
-					var rec map[string]any
-					data, err := os.ReadFile(path)
-					must(t, err)
-					must(t, json.Unmarshal(data, &rec))
-					if rec["inRoot"] != true {
-						t.Fatalf("%s: record does not say it is in a root sandbox: %s", id, data)
-					}
-					delete(rec, "inRoot")
-					data, err = json.Marshal(rec)
-					must(t, err)
-					must(t, os.WriteFile(path, data, 0o600))
+					e.editRecord(id, func(rec map[string]any) {
+						if rec["inRoot"] != true {
+							t.Fatalf("%s: record does not say it is in a root sandbox: %v", id, rec)
+						}
+						delete(rec, "inRoot")
+					})
 				}
 			}
 			e.start()
